@@ -1,0 +1,153 @@
+"""Image-quality metrics for inpainting, per image and binned by NVIDIA hole ratio.
+
+All functions take images as float tensors (B, 3, H, W) in [0, 1] and compute in float32, whatever the input dtype
+(so autocast / half-precision outputs give the same numbers). They are meant for the *composited* result
+(known pixels copied from the target), as in Liu et al. (2018) and REFERENCE.md §7.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torchmetrics import Metric
+from torchmetrics.functional.image import structural_similarity_index_measure
+
+from inpaint.hole_ratio import BIN_NAMES, hole_ratio_bin
+
+__all__ = [
+    "MAX_PSNR",
+    "BinnedImageMetrics",
+    "l1_per_image",
+    "psnr_per_image",
+    "ssim_per_image",
+]
+
+# PSNR of identical images is +inf; an inf would turn every bin mean into inf, so the MSE is floored at 1e-10,
+# which caps PSNR at 100 dB (far above anything a real reconstruction reaches: 8-bit quantisation alone gives ~59 dB).
+_MIN_MSE = 1e-10
+MAX_PSNR: float = -10.0 * math.log10(_MIN_MSE)
+
+
+def _check_pair(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    if pred.shape != target.shape:
+        raise ValueError(f"pred and target must have the same shape, got {tuple(pred.shape)} and {tuple(target.shape)}")
+    if pred.dim() != 4:
+        raise ValueError(f"expected (B, C, H, W) images, got shape {tuple(pred.shape)}")
+    return pred.float(), target.float()
+
+
+def l1_per_image(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean absolute error of each image over all its elements.
+
+    Args:
+        pred: (B, C, H, W) in [0, 1].
+        target: (B, C, H, W) in [0, 1].
+
+    Returns:
+        (B,) float32; multiply by 100 for the "L1 %" of the paper's tables.
+    """
+    pred, target = _check_pair(pred, target)
+    return (pred - target).abs().flatten(1).mean(dim=1)
+
+
+def psnr_per_image(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """Peak signal-to-noise ratio of each image, in dB, capped at :data:`MAX_PSNR` for identical images.
+
+    Args:
+        pred: (B, C, H, W) in [0, data_range].
+        target: (B, C, H, W) in [0, data_range].
+        data_range: peak value (1.0 for [0, 1] images).
+
+    Returns:
+        (B,) float32, ``10 log10(data_range² / MSE)`` with the MSE taken over each whole image.
+    """
+    pred, target = _check_pair(pred, target)
+    mse = (pred - target).pow(2).flatten(1).mean(dim=1) / (data_range**2)
+    return -10.0 * torch.log10(mse.clamp(min=_MIN_MSE))
+
+
+def ssim_per_image(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """Structural similarity of each image (torchmetrics: 11x11 Gaussian window, sigma 1.5, K1 0.01, K2 0.03).
+
+    Args:
+        pred: (B, C, H, W) in [0, data_range]; H and W must be at least 11.
+        target: (B, C, H, W) in [0, data_range].
+        data_range: peak value (1.0 for [0, 1] images).
+
+    Returns:
+        (B,) float32 in [-1, 1]; 1 for identical images.
+    """
+    pred, target = _check_pair(pred, target)
+    out = structural_similarity_index_measure(pred, target, data_range=data_range, reduction="none")
+    assert isinstance(out, torch.Tensor)  # tuple only with return_full_image / return_contrast_sensitivity
+    return out.float()
+
+
+class BinnedImageMetrics(Metric):
+    """L1, PSNR and SSIM averaged per NVIDIA hole-ratio bin and overall.
+
+    Per-bin sums and counts are metric states reduced with ``sum``, so they are exact under DDP. Images whose hole
+    ratio falls in no bin (≤ 1 % or > 60 % holes) count towards the overall means only.
+
+    ``compute()`` returns ``l1``, ``psnr``, ``ssim`` and ``count`` (overall) and, for every bin of
+    :data:`inpaint.hole_ratio.BIN_NAMES` that has samples, ``l1/<bin>``, ``psnr/<bin>``, ``ssim/<bin>`` and
+    ``count/<bin>``. Before any update the overall values are NaN.
+    """
+
+    is_differentiable = False
+    higher_is_better = None  # mixed: lower L1 is better, higher PSNR/SSIM is better
+    full_state_update = False
+
+    sum_l1: torch.Tensor
+    sum_psnr: torch.Tensor
+    sum_ssim: torch.Tensor
+    count: torch.Tensor
+
+    def __init__(self, data_range: float = 1.0, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.data_range = data_range
+        # One slot per bin plus a last slot for out-of-bin images. float64 sums: thousands of PSNR values
+        # (~30 each) summed in float32 would lose a few thousandths of a dB.
+        n = len(BIN_NAMES) + 1
+        for name in ("sum_l1", "sum_psnr", "sum_ssim", "count"):
+            self.add_state(name, default=torch.zeros(n, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor, hole_ratio: torch.Tensor) -> None:
+        """Add a batch.
+
+        Args:
+            pred: (B, 3, H, W) composited output in [0, 1].
+            target: (B, 3, H, W) ground truth in [0, 1].
+            hole_ratio: (B,) fraction of hole pixels of each sample's mask (see :func:`inpaint.hole_ratio.hole_ratio`).
+        """
+        hole_ratio = torch.as_tensor(hole_ratio).reshape(-1)
+        if hole_ratio.numel() != pred.shape[0]:
+            raise ValueError(f"hole_ratio has {hole_ratio.numel()} entries for a batch of {pred.shape[0]} images")
+        pred = pred.detach()
+        target = target.detach()
+        bins = hole_ratio_bin(hole_ratio.detach().cpu()).to(self.count.device)
+        bins = torch.where(bins < 0, len(BIN_NAMES), bins)
+        for state, values in (
+            (self.sum_l1, l1_per_image(pred, target)),
+            (self.sum_psnr, psnr_per_image(pred, target, self.data_range)),
+            (self.sum_ssim, ssim_per_image(pred, target, self.data_range)),
+        ):
+            state.index_add_(0, bins, values.to(state.dtype))
+        self.count.index_add_(0, bins, torch.ones_like(bins, dtype=self.count.dtype))
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        """Means per bin (only bins with samples) and overall; see the class docstring for the keys."""
+        total = self.count.sum()
+        out: dict[str, torch.Tensor] = {}
+        for key, state in (("l1", self.sum_l1), ("psnr", self.sum_psnr), ("ssim", self.sum_ssim)):
+            out[key] = (state.sum() / total).float() if total > 0 else torch.tensor(float("nan"))
+        out["count"] = total.float()
+        for i, name in enumerate(BIN_NAMES):
+            n = self.count[i]
+            if n > 0:
+                out[f"l1/{name}"] = (self.sum_l1[i] / n).float()
+                out[f"psnr/{name}"] = (self.sum_psnr[i] / n).float()
+                out[f"ssim/{name}"] = (self.sum_ssim[i] / n).float()
+                out[f"count/{name}"] = n.float()
+        return out
