@@ -70,8 +70,9 @@ def test_binned_metrics_bin_edges_and_overall(images: torch.Tensor) -> None:
     pred[0] += 0.1  # 20 dB, L1 0.1
     pred[1] += 0.01  # 40 dB, L1 0.01
     pred[2] += 0.1
-    # 0.1 sits on the upper edge of (0.01, 0.1]; 0.10001 goes to (0.1, 0.2]; 0.01 is in no bin.
-    metric.update(pred, images, torch.tensor([0.1, 0.10001, 0.01]))
+    # 0.1 sits on the upper edge of (0.01, 0.1]; 0.10001 goes to (0.1, 0.2]; 0.01 is in no bin. float64, because
+    # float32(0.1) is 0.1 + 1.5e-9, past hole_ratio_bin's 1e-9 tolerance.
+    metric.update(pred, images, torch.tensor([0.1, 0.10001, 0.01], dtype=torch.float64))
     out = metric.compute()
     assert out["count/01-10"].item() == 1 and out["count/10-20"].item() == 1
     assert abs(out["psnr/01-10"].item() - 20.0) < 1e-3
@@ -110,3 +111,16 @@ def test_binned_metrics_empty_is_nan() -> None:
     with pytest.warns(UserWarning):  # torchmetrics warns when compute() precedes update()
         out = metric.compute()
     assert math.isnan(out["psnr"].item()) and out["count"].item() == 0
+
+
+def test_binned_metrics_extra_and_precomputed_values(images: torch.Tensor) -> None:
+    metric = BinnedImageMetrics(extra_metrics=("lpips",))
+    ratio = torch.tensor([0.05, 0.05, 0.25], dtype=torch.float64)
+    with pytest.raises(ValueError, match="lpips"):
+        metric.update(images, images, ratio)
+    # Precomputed values are used as given (here deliberately not the true PSNR, to show they are not recomputed).
+    metric.update(images, images, ratio, precomputed={"lpips": torch.tensor([0.1, 0.3, 0.5]), "psnr": torch.ones(3)})
+    out = metric.compute()
+    assert abs(out["lpips/01-10"].item() - 0.2) < 1e-6 and abs(out["lpips/20-30"].item() - 0.5) < 1e-6
+    assert out["psnr"].item() == 1.0
+    assert out["l1"].item() == 0.0  # computed, since not given

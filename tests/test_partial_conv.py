@@ -46,7 +46,9 @@ CONFIGS = [
 def test_matches_float64_reference(kernel, stride, padding, dilation, multi_channel):
     torch.manual_seed(kernel * 100 + stride * 10 + padding + dilation)
     cin, cout = 4, 5
-    layer = PartialConv2d(cin, cout, kernel, stride, padding, dilation, bias=True, multi_channel=multi_channel)
+    layer = PartialConv2d(
+        cin, cout, kernel, stride, padding, dilation, bias=True, multi_channel=multi_channel
+    )
     x = torch.randn(2, cin, 17, 14)
     mask = (torch.rand(2, cin if multi_channel else 1, 17, 14) > 0.6).float()
     mask[0, ..., 5:12, 3:11] = 0  # a large hole so that some windows see no valid pixel at all

@@ -41,7 +41,9 @@ def _inputs(b=2, size=64, seed=0, channels=1):
 
 def test_layer_table_is_the_papers():
     specs = layer_table(8)
-    got = [(s.name, s.kernel, s.stride, s.in_channels, s.out_channels, s.batch_norm, s.activation) for s in specs]
+    got = [
+        (s.name, s.kernel, s.stride, s.in_channels, s.out_channels, s.batch_norm, s.activation) for s in specs
+    ]
     assert got == PAPER_TABLE
 
 
@@ -134,7 +136,9 @@ def test_freeze_encoder_bn_survives_train_and_decoder_bn_keeps_learning():
     for n, v in net.encoder.state_dict().items():
         if ".bn." in n:
             assert torch.equal(v, enc_before[n]), f"encoder BN {n} changed"
-    changed = [n for n, v in net.decoder.state_dict().items() if ".bn." in n and not torch.equal(v, dec_before[n])]
+    changed = [
+        n for n, v in net.decoder.state_dict().items() if ".bn." in n and not torch.equal(v, dec_before[n])
+    ]
     assert any("running_mean" in n for n in changed) and any("weight" in n for n in changed)
     for block in net.encoder:
         if block.bn is not None:

@@ -8,6 +8,8 @@ All functions take images as float tensors (B, 3, H, W) in [0, 1] and compute in
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torchmetrics import Metric
@@ -16,8 +18,10 @@ from torchmetrics.functional.image import structural_similarity_index_measure
 from inpaint.hole_ratio import BIN_NAMES, hole_ratio_bin
 
 __all__ = [
+    "BASE_METRICS",
     "MAX_PSNR",
     "BinnedImageMetrics",
+    "image_metrics",
     "l1_per_image",
     "psnr_per_image",
     "ssim_per_image",
@@ -31,7 +35,9 @@ MAX_PSNR: float = -10.0 * math.log10(_MIN_MSE)
 
 def _check_pair(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     if pred.shape != target.shape:
-        raise ValueError(f"pred and target must have the same shape, got {tuple(pred.shape)} and {tuple(target.shape)}")
+        raise ValueError(
+            f"pred and target must have the same shape, got {tuple(pred.shape)} and {tuple(target.shape)}"
+        )
     if pred.dim() != 4:
         raise ValueError(f"expected (B, C, H, W) images, got shape {tuple(pred.shape)}")
     return pred.float(), target.float()
@@ -84,70 +90,95 @@ def ssim_per_image(pred: torch.Tensor, target: torch.Tensor, data_range: float =
     return out.float()
 
 
+BASE_METRICS: tuple[str, ...] = ("l1", "psnr", "ssim")
+_SCALED = {"psnr": psnr_per_image, "ssim": ssim_per_image}
+
+
+def image_metrics(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> dict[str, torch.Tensor]:
+    """``{"l1", "psnr", "ssim"}`` of each image, (B,) float32 each; shapes as :func:`l1_per_image`."""
+    return {"l1": l1_per_image(pred, target), **{m: fn(pred, target, data_range) for m, fn in _SCALED.items()}}
+
+
 class BinnedImageMetrics(Metric):
-    """L1, PSNR and SSIM averaged per NVIDIA hole-ratio bin and overall.
+    """L1, PSNR and SSIM (plus optional extra per-image metrics) averaged per NVIDIA hole-ratio bin and overall.
 
     Per-bin sums and counts are metric states reduced with ``sum``, so they are exact under DDP. Images whose hole
     ratio falls in no bin (≤ 1 % or > 60 % holes) count towards the overall means only.
 
-    ``compute()`` returns ``l1``, ``psnr``, ``ssim`` and ``count`` (overall) and, for every bin of
-    :data:`inpaint.hole_ratio.BIN_NAMES` that has samples, ``l1/<bin>``, ``psnr/<bin>``, ``ssim/<bin>`` and
-    ``count/<bin>``. Before any update the overall values are NaN.
+    ``compute()`` returns ``<m>`` and ``count`` (overall) and, for every bin of
+    :data:`inpaint.hole_ratio.BIN_NAMES` that has samples, ``<m>/<bin>`` and ``count/<bin>``, for each metric
+    ``m`` in ``l1``, ``psnr``, ``ssim`` and ``extra_metrics``. Before any update the overall values are NaN.
+
+    Args:
+        data_range: peak image value.
+        extra_metrics: names of further per-image metrics (e.g. ``"lpips"``) whose values are passed to
+            :meth:`update` through ``precomputed``.
     """
 
     is_differentiable = False
     higher_is_better = None  # mixed: lower L1 is better, higher PSNR/SSIM is better
     full_state_update = False
 
-    sum_l1: torch.Tensor
-    sum_psnr: torch.Tensor
-    sum_ssim: torch.Tensor
     count: torch.Tensor
 
-    def __init__(self, data_range: float = 1.0, **kwargs: object) -> None:
+    def __init__(self, data_range: float = 1.0, extra_metrics: Sequence[str] = (), **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.data_range = data_range
+        self.metric_names: tuple[str, ...] = BASE_METRICS + tuple(m for m in extra_metrics if m not in BASE_METRICS)
         # One slot per bin plus a last slot for out-of-bin images. float64 sums: thousands of PSNR values
         # (~30 each) summed in float32 would lose a few thousandths of a dB.
         n = len(BIN_NAMES) + 1
-        for name in ("sum_l1", "sum_psnr", "sum_ssim", "count"):
+        for name in ("count", *(f"sum_{m}" for m in self.metric_names)):
             self.add_state(name, default=torch.zeros(n, dtype=torch.float64), dist_reduce_fx="sum")
 
-    def update(self, pred: torch.Tensor, target: torch.Tensor, hole_ratio: torch.Tensor) -> None:
+    def update(
+        self,
+        pred: torch.Tensor,
+        target: torch.Tensor,
+        hole_ratio: torch.Tensor,
+        precomputed: Mapping[str, torch.Tensor] | None = None,
+    ) -> None:
         """Add a batch.
 
         Args:
             pred: (B, 3, H, W) composited output in [0, 1].
             target: (B, 3, H, W) ground truth in [0, 1].
             hole_ratio: (B,) fraction of hole pixels of each sample's mask (see :func:`inpaint.hole_ratio.hole_ratio`).
+            precomputed: (B,) values of any metric already computed for this batch (skips recomputing it); must
+                hold every ``extra_metrics`` name.
         """
         hole_ratio = torch.as_tensor(hole_ratio).reshape(-1)
         if hole_ratio.numel() != pred.shape[0]:
             raise ValueError(f"hole_ratio has {hole_ratio.numel()} entries for a batch of {pred.shape[0]} images")
-        pred = pred.detach()
-        target = target.detach()
+        values = dict(precomputed or {})
+        missing = [m for m in self.metric_names if m not in values]
+        if any(m not in BASE_METRICS for m in missing):
+            raise ValueError(f"precomputed must hold the extra metrics {missing}")
+        pred, target = pred.detach(), target.detach()
+        for m in missing:
+            values[m] = l1_per_image(pred, target) if m == "l1" else _SCALED[m](pred, target, self.data_range)
         bins = hole_ratio_bin(hole_ratio.detach().cpu()).to(self.count.device)
         bins = torch.where(bins < 0, len(BIN_NAMES), bins)
-        for state, values in (
-            (self.sum_l1, l1_per_image(pred, target)),
-            (self.sum_psnr, psnr_per_image(pred, target, self.data_range)),
-            (self.sum_ssim, ssim_per_image(pred, target, self.data_range)),
-        ):
-            state.index_add_(0, bins, values.to(state.dtype))
+        for m in self.metric_names:
+            v = torch.as_tensor(values[m]).detach().reshape(-1)
+            if v.numel() != bins.numel():
+                raise ValueError(f"{m} has {v.numel()} values for a batch of {bins.numel()} images")
+            state: torch.Tensor = getattr(self, f"sum_{m}")
+            state.index_add_(0, bins, v.to(state))
         self.count.index_add_(0, bins, torch.ones_like(bins, dtype=self.count.dtype))
 
     def compute(self) -> dict[str, torch.Tensor]:
         """Means per bin (only bins with samples) and overall; see the class docstring for the keys."""
         total = self.count.sum()
+        sums = {m: getattr(self, f"sum_{m}") for m in self.metric_names}
         out: dict[str, torch.Tensor] = {}
-        for key, state in (("l1", self.sum_l1), ("psnr", self.sum_psnr), ("ssim", self.sum_ssim)):
-            out[key] = (state.sum() / total).float() if total > 0 else torch.tensor(float("nan"))
+        for m, state in sums.items():
+            out[m] = (state.sum() / total).float() if total > 0 else torch.tensor(float("nan"))
         out["count"] = total.float()
         for i, name in enumerate(BIN_NAMES):
             n = self.count[i]
             if n > 0:
-                out[f"l1/{name}"] = (self.sum_l1[i] / n).float()
-                out[f"psnr/{name}"] = (self.sum_psnr[i] / n).float()
-                out[f"ssim/{name}"] = (self.sum_ssim[i] / n).float()
+                for m, state in sums.items():
+                    out[f"{m}/{name}"] = (state[i] / n).float()
                 out[f"count/{name}"] = n.float()
         return out

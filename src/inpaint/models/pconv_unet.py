@@ -167,7 +167,11 @@ class PConvUNet(nn.Module):
     def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if image.dim() != 4 or image.shape[1] != self.in_channels:
             raise ValueError(f"image must be (B, {self.in_channels}, H, W), got {tuple(image.shape)}")
-        if mask.dim() != 4 or mask.shape[1] not in (1, self.in_channels) or mask.shape[-2:] != image.shape[-2:]:
+        if (
+            mask.dim() != 4
+            or mask.shape[1] not in (1, self.in_channels)
+            or mask.shape[-2:] != image.shape[-2:]
+        ):
             raise ValueError(
                 f"mask must be (B, 1 or {self.in_channels}, {image.shape[-2]}, {image.shape[-1]}), "
                 f"got {tuple(mask.shape)}"

@@ -1,0 +1,344 @@
+"""``InpaintingDataModule``: train/val/test loaders for any source and mask config, plus :func:`build_datamodule`.
+
+Batches are dicts: ``image`` (B, 3, S, S) float [0, 1], ``mask`` (B, 1, S, S) float 1 = valid, ``hole_ratio`` (B,)
+float32, ``key`` list[str] (source path or shard key), ``mask_key`` list[str]. Validation and test masks are fixed
+(the same every epoch, independent of workers and ranks); train masks are fresh each epoch yet reproducible.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import cv2
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+
+from inpaint.data.datasets import DecodePolicy, InpaintingDataset
+from inpaint.data.mask_factory import BinnedMaskProvider, MaskProvider, build_mask_provider, to_plain
+from inpaint.data.shards import ShardStream, expand_shard_urls, read_shard_counts
+from inpaint.data.sources import build_records
+from inpaint.data.transforms import build_transform
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+
+
+def seed_worker(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: seed the global RNGs of a worker from torch's per-worker seed.
+
+    Our own draws use explicit counter-based generators; this covers any library code that reaches for ``random``,
+    ``np.random`` or OpenCV's RNG, so workers never share a stream. OpenCV threading is turned off in workers, where
+    the worker processes already provide the parallelism.
+    """
+    seed = torch.initial_seed() % (1 << 32)
+    random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 - seeding the legacy global RNG is the point here
+    cv2.setRNGSeed(int(seed % (1 << 31)))
+    cv2.setNumThreads(0)
+
+
+class _PassIterator:
+    """Wraps a DataLoader iterator to log the skipped-image count when a pass ends (last batch or exhaustion)."""
+
+    def __init__(self, inner: Iterator[Any], length: int | None, on_end: Callable[[], None]) -> None:
+        self._inner, self._length, self._on_end, self._n, self._done = inner, length, on_end, 0, False
+
+    def __iter__(self) -> _PassIterator:
+        return self
+
+    def __next__(self) -> Any:
+        try:
+            batch = next(self._inner)
+        except StopIteration:
+            self._finish()
+            raise
+        self._n += 1
+        if self._length is not None and self._n >= self._length:
+            self._finish()  # Lightning stops at len(loader) without asking for one more batch
+        return batch
+
+    def __len__(self) -> int:
+        return len(self._inner)  # type: ignore[arg-type]
+
+    def _finish(self) -> None:
+        if not self._done:
+            self._done = True
+            self._on_end()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class InpaintDataLoader(DataLoader):
+    """A DataLoader that tells its dataset the epoch before each pass and logs skipped images after it.
+
+    Args:
+        epoch_fn: returns the current epoch (e.g. the trainer's); ``None`` or a ``None`` result = count passes.
+        split: name used in log lines.
+    """
+
+    def __init__(
+        self, *args: Any, epoch_fn: Callable[[], int | None] | None = None, split: str = "", **kwargs: Any
+    ):
+        super().__init__(*args, **kwargs)
+        self.epoch_fn = epoch_fn
+        self.split = split
+        self._passes = 0
+        self._skips_at_start = 0
+
+    def __len__(self) -> int:
+        ds = self.dataset
+        if isinstance(ds, ShardStream):
+            return ds.num_batches(self.batch_size or 1, self.drop_last)
+        return super().__len__()
+
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+        ds = self.dataset
+        epoch = self.epoch_fn() if self.epoch_fn is not None else None
+        epoch = self._passes if epoch is None else int(epoch)
+        if hasattr(ds, "set_epoch"):
+            ds.set_epoch(epoch)
+        if isinstance(ds, ShardStream):
+            ds.set_num_workers(self.num_workers)
+        self._skips_at_start = ds.skipped.total if hasattr(ds, "skipped") else 0
+        self._passes += 1
+        try:
+            length: int | None = len(self)
+        except TypeError:
+            length = None
+        return _PassIterator(super().__iter__(), length, lambda: self._report(epoch))
+
+    def _report(self, epoch: int) -> None:
+        ds = self.dataset
+        if not hasattr(ds, "skipped"):
+            return
+        total = ds.skipped.total
+        now = total - self._skips_at_start
+        level = logging.WARNING if now else logging.INFO
+        log.log(
+            level, "%s epoch %d: skipped %d unreadable images (%d since start)", self.split, epoch, now, total
+        )
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+class InpaintingDataModule(pl.LightningDataModule):
+    """Lightning data module for inpainting; configured by a ``conf/data`` and a ``conf/masks`` mapping.
+
+    Args:
+        data_cfg: ``conf/data/*.yaml`` content (DictConfig or dict); every key is documented in those files.
+        masks_cfg: ``conf/masks/*.yaml`` content.
+    """
+
+    def __init__(self, data_cfg: Mapping[str, Any], masks_cfg: Mapping[str, Any]) -> None:
+        super().__init__()
+        self.data_cfg: dict[str, Any] = dict(to_plain(data_cfg))
+        self.masks_cfg: dict[str, Any] = dict(to_plain(masks_cfg))
+        c = self.data_cfg
+        for key in ("image_size", "batch_size", "num_workers"):
+            if key not in c:
+                raise ValueError(f"data config needs {key!r}; got keys {sorted(c)}")
+        self.image_size = int(c["image_size"])
+        self.batch_size = int(c["batch_size"])
+        self.num_workers = int(c["num_workers"])
+        if self.image_size < 8 or self.batch_size < 1 or self.num_workers < 0:
+            raise ValueError(
+                f"need image_size >= 8, batch_size >= 1, num_workers >= 0; got {self.image_size}, "
+                f"{self.batch_size}, {self.num_workers}"
+            )
+        self.datasets: dict[str, InpaintingDataset | ShardStream] = {}
+
+    # -------------------------------------------------------------------------------------------- construction
+
+    def _rank_world(self) -> tuple[int, int]:
+        trainer = self.trainer
+        if trainer is not None:
+            return int(trainer.global_rank), int(trainer.world_size)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            return torch.distributed.get_rank(), torch.distributed.get_world_size()
+        return 0, 1
+
+    def _current_epoch(self) -> int | None:
+        trainer = self.trainer
+        return int(trainer.current_epoch) if trainer is not None else None
+
+    def _masks(self, split: str) -> MaskProvider:
+        provider = build_mask_provider(self.masks_cfg, split)
+        if isinstance(provider, BinnedMaskProvider):
+            provider.check(
+                self.image_size, self.image_size
+            )  # unreachable bins fail here, not inside a worker
+        return provider
+
+    def _policy(self) -> DecodePolicy:
+        return DecodePolicy(
+            self.image_size,
+            face_crop=_opt_int(self.data_cfg.get("face_crop")),
+            small_images=str(self.data_cfg.get("small_images", "resize")),
+        )
+
+    def _transform(self, split: str) -> Any:
+        key = "train_transform" if split == "train" else "val_transform"
+        return build_transform(
+            self.data_cfg.get(key) or {},
+            self.image_size,
+            train=split == "train",
+            interpolation=str(self.data_cfg.get("interpolation", "area")),
+        )
+
+    def _source_split(self, split: str) -> str:
+        if split == "train":
+            return "train"
+        return str(self.data_cfg.get(f"{split}_split", "val"))
+
+    def build_dataset(self, split: str) -> InpaintingDataset | ShardStream:
+        """Construct the dataset of ``split`` (``"train"``, ``"val"``, ``"test"``) without caching it."""
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        c = self.data_cfg
+        seed = int(c.get("seed", 0))
+        if c.get("source") == "shards":
+            return self._build_shards(split, seed)
+        records = build_records(c, self._source_split(split))
+        limit = c.get(f"limit_{split}")  # limit_val / limit_test apply to whichever source split serves them
+        if limit is not None:
+            records = records[: int(limit)]
+        length = _opt_int(c.get("samples_per_epoch")) if split == "train" else None
+        repeats = 1 if split == "train" else int(c.get("val_repeats", 1))
+        ds = InpaintingDataset(
+            records,
+            self._masks(split),
+            self._transform(split),
+            self._policy(),
+            split=split,
+            seed=seed,
+            length=length,
+            repeats=repeats,
+        )
+        log.info(
+            "%s: %d images from %s (%d samples per epoch)", split, len(records), c.get("source"), len(ds)
+        )
+        return ds
+
+    def _build_shards(self, split: str, seed: int) -> ShardStream:
+        c = self.data_cfg
+        spec = c.get(f"{split}_shards")
+        if spec is None and split == "test":
+            spec = c.get("val_shards")
+        if spec is None:
+            raise ValueError(f"shards data config needs '{split}_shards' (a glob, brace pattern or URL)")
+        urls = expand_shard_urls(spec, c.get("root"))
+        counts = read_shard_counts(urls)
+        rank, world = self._rank_world()
+        spe = _opt_int(c.get("samples_per_epoch")) if split == "train" else None
+        if counts is None and spe is None:
+            log.warning(
+                "%s shards: no index.json counts for %s; the epoch length is unknown (set data.samples_per_epoch)",
+                split,
+                spec,
+            )
+        ds = ShardStream(
+            urls,
+            self._masks(split),
+            self._transform(split),
+            self._policy(),
+            split=split,
+            seed=seed,
+            rank=rank,
+            world_size=world,
+            shuffle_buffer=int(c.get("shuffle_buffer", 1000)),
+            counts=counts,
+            samples_per_epoch=spe,
+            equalize=bool(c.get("ddp_equalize", True)),
+        )
+        ds.set_num_workers(self.num_workers)
+        log.info("%s: %d shards (rank %d of %d)", split, len(urls), rank, world)
+        return ds
+
+    # ------------------------------------------------------------------------------------------------ Lightning
+
+    def setup(self, stage: str | None = None) -> None:
+        """Build the datasets a stage needs (``fit``: train + val, ``validate``: val, ``test``: test)."""
+        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ()}.get(
+            stage or "", SPLITS
+        )
+        for split in wanted:
+            if split not in self.datasets:
+                self.datasets[split] = self.build_dataset(split)
+
+    def _loader(self, split: str) -> InpaintDataLoader:
+        if split not in self.datasets:
+            self.setup({"train": "fit", "val": "validate", "test": "test"}[split])
+        ds = self.datasets[split]
+        c = self.data_cfg
+        workers = self.num_workers
+        pin = bool(c.get("pin_memory", True))
+        if pin and not torch.cuda.is_available():
+            log.info("pin_memory requested but no CUDA device is available; not pinning")
+            pin = False
+        kwargs: dict[str, Any] = {
+            "batch_size": self.batch_size,
+            "num_workers": workers,
+            "pin_memory": pin,
+            "worker_init_fn": seed_worker,
+            "drop_last": bool(c.get("drop_last", True)) if split == "train" else False,
+            "persistent_workers": bool(c.get("persistent_workers", True)) and workers > 0,
+        }
+        if workers > 0:
+            kwargs["prefetch_factor"] = int(c.get("prefetch_factor", 2))
+            if c.get("multiprocessing_context"):
+                kwargs["multiprocessing_context"] = c["multiprocessing_context"]
+        if isinstance(ds, InpaintingDataset):
+            kwargs["shuffle"] = split == "train"
+        return InpaintDataLoader(
+            ds, epoch_fn=self._current_epoch if split == "train" else None, split=split, **kwargs
+        )
+
+    def train_dataloader(self) -> InpaintDataLoader:
+        return self._loader("train")
+
+    def val_dataloader(self) -> InpaintDataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> InpaintDataLoader:
+        return self._loader("test")
+
+    @property
+    def skipped_images(self) -> dict[str, int]:
+        """Unreadable images skipped so far, per split (all workers included)."""
+        return {s: ds.skipped.total for s, ds in self.datasets.items()}
+
+
+def build_datamodule(data_cfg: Mapping[str, Any], masks_cfg: Mapping[str, Any]) -> InpaintingDataModule:
+    """The entry point used by ``inpaint.train``: ``build_datamodule(cfg.data, cfg.masks)``.
+
+    Args:
+        data_cfg: a ``conf/data`` config (DictConfig or dict).
+        masks_cfg: a ``conf/masks`` config (DictConfig or dict).
+    """
+    return InpaintingDataModule(data_cfg, masks_cfg)
+
+
+def build_eval_dataset(
+    data_cfg: Mapping[str, Any], masks_cfg: Mapping[str, Any], split: str = "val"
+) -> InpaintingDataset | ShardStream:
+    """A validation/test dataset with fixed masks (for evaluation code), without a Trainer.
+
+    Args:
+        data_cfg, masks_cfg: as for :func:`build_datamodule`.
+        split: ``"val"`` or ``"test"``.
+
+    Returns:
+        A dataset of sample dicts (see :func:`build_datamodule`); sample ``i`` is the same in every call.
+    """
+    if split not in ("val", "test"):
+        raise ValueError(f"evaluation split must be 'val' or 'test', got {split!r}")
+    return InpaintingDataModule(data_cfg, masks_cfg).build_dataset(split)

@@ -1,0 +1,128 @@
+"""Robust image decoding: any common file to an RGB ``uint8`` array, or a clear :class:`ImageDecodeError`.
+
+Grayscale, alpha, palette, CMYK, 16-bit and float images are all converted to 8-bit RGB, so the rest of the
+pipeline sees one format. Unreadable, zero-byte and truncated files raise :class:`ImageDecodeError` naming the file;
+callers decide whether to skip (datasets) or stop (CLIs).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_EXTENSIONS: tuple[str, ...] = (
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".bmp",
+    ".webp",
+    ".tif",
+    ".tiff",
+    ".ppm",
+    ".pgm",
+    ".gif",
+)
+
+_DECODE_ERRORS = (
+    OSError,
+    ValueError,
+    SyntaxError,  # PIL raises it for some malformed headers
+    EOFError,
+    UnidentifiedImageError,
+    Image.DecompressionBombError,
+)
+
+
+class ImageDecodeError(ValueError):
+    """An image file (or in-memory encoded image) could not be decoded."""
+
+
+def is_image_file(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` has one of :data:`IMAGE_EXTENSIONS` (case-insensitive)."""
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def load_rgb(source: str | os.PathLike[str] | bytes, *, name: str | None = None) -> np.ndarray:
+    """Decode an image to RGB.
+
+    Args:
+        source: a file path, or the encoded bytes of an image (e.g. read from a tar shard).
+        name: what to call the image in error messages (defaults to the path, or ``"<bytes>"``).
+
+    Returns:
+        (H, W, 3) ``uint8`` array. 16-bit images are scaled to 8 bits, alpha is dropped, EXIF rotation is applied.
+
+    Raises:
+        ImageDecodeError: the data is empty, not an image, truncated or otherwise undecodable.
+    """
+    label = (
+        name if name is not None else ("<bytes>" if isinstance(source, bytes | bytearray) else str(source))
+    )
+    if isinstance(source, bytes | bytearray):
+        if len(source) == 0:
+            raise ImageDecodeError(f"{label}: empty data (0 bytes), expected an encoded image")
+        fp: io.BytesIO | str = io.BytesIO(source)
+    else:
+        path = os.fspath(source)
+        try:
+            size = os.path.getsize(path)
+        except OSError as err:
+            raise ImageDecodeError(f"{label}: cannot read file ({err})") from err
+        if size == 0:
+            raise ImageDecodeError(f"{label}: zero-byte file, expected an encoded image")
+        fp = path
+    try:
+        with warnings.catch_warnings():
+            # PIL warns (rather than fails) on some damaged files; we want an error we can count.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(fp) as img:
+                img.load()  # decode everything now: truncated files fail here, not later in a transform
+                img = ImageOps.exif_transpose(img) or img
+                return _to_rgb_uint8(img)
+    except _DECODE_ERRORS as err:
+        raise ImageDecodeError(f"{label}: cannot decode image ({type(err).__name__}: {err})") from err
+    except Image.DecompressionBombWarning as err:
+        raise ImageDecodeError(f"{label}: image too large to decode safely ({err})") from err
+
+
+def _to_rgb_uint8(img: Image.Image) -> np.ndarray:
+    """Convert any PIL mode to (H, W, 3) uint8 RGB."""
+    mode = img.mode
+    if mode == "RGB":
+        return np.asarray(img, dtype=np.uint8).copy()
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        arr = np.asarray(img)
+        if mode == "F":
+            # Float images: [0, 1] if they look normalised, else assumed to be on a 0..255 scale.
+            scale = 255.0 if float(np.nanmax(arr, initial=0.0)) <= 1.0 else 1.0
+            gray = np.clip(np.nan_to_num(arr.astype(np.float64)) * scale, 0, 255)
+        elif mode.startswith("I;16") or int(arr.max(initial=0)) > 255:
+            gray = np.clip(arr.astype(np.float64), 0, 65535) / 257.0  # 65535 -> 255
+        else:
+            gray = np.clip(arr, 0, 255).astype(np.float64)
+        gray8 = np.rint(gray).astype(np.uint8)
+        return np.repeat(gray8[:, :, None], 3, axis=2)
+    if mode in ("P", "PA") and "transparency" in img.info:
+        img = img.convert("RGBA")  # PIL recommends going through RGBA for palettes with transparency
+    return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+
+
+def read_binary_image(path: str | os.PathLike[str] | bytes, *, name: str | None = None) -> np.ndarray:
+    """Read a mask-like image and threshold it: a pixel is ``True`` where it is bright (any colour channel > 127).
+
+    Args:
+        path: file path or encoded bytes.
+        name: label for error messages.
+
+    Returns:
+        (H, W) bool array, ``True`` = white/nonzero pixel. No polarity is implied; callers map white to hole or valid.
+    """
+    level = load_rgb(path, name=name).max(axis=2)
+    if int(level.max(initial=0)) == 1:
+        return level > 0  # stored as 0/1 instead of 0/255 (another encoding seen in the wild)
+    return level > 127

@@ -1,0 +1,404 @@
+"""Image sources: list the images of a split in each supported on-disk layout.
+
+Every function returns :class:`ImageRecord` s (``key``, ``path``) in a deterministic order and raises
+:class:`DatasetLayoutError` — one message naming the files it expected — when the root or layout is wrong. Files are
+not opened here (Places2 lists 1.8 M entries); unreadable images are skipped later, when they are loaded.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from inpaint.data._rng import stable_hash
+from inpaint.data.imageio import IMAGE_EXTENSIONS
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+
+
+class ImageRecord(NamedTuple):
+    """One image: ``key`` is a stable identifier (relative path), ``path`` the file to read."""
+
+    key: str
+    path: str
+
+
+class DatasetLayoutError(FileNotFoundError):
+    """The dataset root is missing or its layout is not the expected one."""
+
+
+def _root(root: str | os.PathLike[str] | None, dataset: str, expected: str) -> Path:
+    if root is None or str(root) in ("", "???"):
+        raise DatasetLayoutError(f"{dataset}: no root given (set data.root=...); expected {expected}")
+    path = Path(os.path.expanduser(str(root)))
+    if not path.is_dir():
+        raise DatasetLayoutError(f"{dataset}: root {path} does not exist; expected {expected}")
+    return path
+
+
+def _first_existing(candidates: Iterable[Path]) -> Path | None:
+    return next((c for c in candidates if c.exists()), None)
+
+
+def _check_some_exist(records: Sequence[ImageRecord], dataset: str, expected: str, probe: int = 3) -> None:
+    """The lists can be right while the images are elsewhere: check a few entries so that layout errors are clear."""
+    if not records:
+        raise DatasetLayoutError(f"{dataset}: the split is empty; expected {expected}")
+    sample = [records[i] for i in sorted({0, len(records) // 2, len(records) - 1})][:probe]
+    if not any(os.path.isfile(r.path) for r in sample):
+        raise DatasetLayoutError(
+            f"{dataset}: listed images are missing (e.g. {sample[0].path}); expected {expected}"
+        )
+
+
+def _split_name(split: str) -> str:
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    return split
+
+
+# ----------------------------------------------------------------------------------------------------------- Places2
+
+_PLACES_LISTS = {
+    ("train", "standard"): "places365_train_standard.txt",
+    ("train", "challenge"): "places365_train_challenge.txt",
+    ("val", "standard"): "places365_val.txt",
+    ("val", "challenge"): "places365_val.txt",
+    ("test", "standard"): "places365_test.txt",
+    ("test", "challenge"): "places365_test.txt",
+}
+# Image folders as the official archives unpack them, then torchvision's renamed variants.
+_PLACES_DIRS = {
+    ("train", "standard", "256"): ("data_256", "data_256_standard"),
+    ("train", "standard", "large"): ("data_large", "data_large_standard"),
+    ("train", "challenge", "256"): ("data_256", "data_256_challenge"),
+    ("train", "challenge", "large"): ("data_large", "data_large_challenge"),
+    ("val", "standard", "256"): ("val_256",),
+    ("val", "standard", "large"): ("val_large",),
+    ("test", "standard", "256"): ("test_256",),
+    ("test", "standard", "large"): ("test_large",),
+}
+_PLACES_LIST_DIRS = ("", "filelist_places365-standard", "filelist_places365-challenge")
+
+
+def places2_records(
+    root: str | os.PathLike[str] | None,
+    split: str = "train",
+    *,
+    variant: str = "standard",
+    resolution: str = "256",
+) -> list[ImageRecord]:
+    """Places365 (Places2) images of a split.
+
+    Layout (REFERENCE §6): ``<root>/data_256/a/airfield/00000001.jpg`` (train; ``data_large`` for the high-resolution
+    variant, ``data_256_standard``/``_challenge`` as torchvision names them), ``<root>/val_256/Places365_val_*.jpg``,
+    ``<root>/test_256/...``, with file lists ``places365_train_standard.txt`` (or ``_challenge``),
+    ``places365_val.txt``, ``places365_test.txt`` in ``<root>`` or ``<root>/filelist_places365-standard``.
+
+    Args:
+        variant: ``"standard"`` or ``"challenge"`` (training list and folder).
+        resolution: ``"256"`` or ``"large"``.
+    """
+    split = _split_name(split)
+    if variant not in ("standard", "challenge"):
+        raise ValueError(f"places2 variant must be 'standard' or 'challenge', got {variant!r}")
+    resolution = str(resolution)
+    if resolution not in ("256", "large"):
+        raise ValueError(f"places2 resolution must be '256' or 'large', got {resolution!r}")
+    list_name = _PLACES_LISTS[(split, variant)]
+    dirs = _PLACES_DIRS[(split, variant if split == "train" else "standard", resolution)]
+    expected = f"file list {list_name} and image folder {' or '.join(dirs)}/ under the root"
+    base = _root(root, "places2", expected)
+    list_file = _first_existing(base / d / list_name for d in _PLACES_LIST_DIRS)
+    image_dir = _first_existing(base / d for d in dirs)
+    if list_file is None or image_dir is None:
+        missing = [list_name] if list_file is None else []
+        missing += [f"{' or '.join(dirs)}/"] if image_dir is None else []
+        raise DatasetLayoutError(f"places2: missing {', '.join(missing)} in {base}; expected {expected}")
+    records = []
+    with open(list_file) as fh:
+        for line in fh:
+            parts = line.split()
+            if not parts:
+                continue
+            rel = parts[0].lstrip("/")
+            records.append(ImageRecord(rel, str(image_dir / rel)))
+    _check_some_exist(records, "places2", expected)
+    return records
+
+
+# ------------------------------------------------------------------------------------------------------------ CelebA
+
+_CELEBA_PARTITION = {"train": 0, "val": 1, "test": 2}
+
+
+def celeba_records(root: str | os.PathLike[str] | None, split: str = "train") -> list[ImageRecord]:
+    """CelebA aligned images of a split.
+
+    Layout: ``<root>/img_align_celeba/000001.jpg`` (also the doubled ``img_align_celeba/img_align_celeba`` of some
+    mirrors) and ``<root>/list_eval_partition.txt`` (lines ``000001.jpg 0``; 0 train, 1 val, 2 test), also accepted
+    as ``Eval/list_eval_partition.txt`` or the CSV variant ``list_eval_partition.csv`` (``image_id,partition``).
+    """
+    split = _split_name(split)
+    expected = "img_align_celeba/ and list_eval_partition.txt under the root"
+    base = _root(root, "celeba", expected)
+    image_dir = _first_existing([base / "img_align_celeba" / "img_align_celeba", base / "img_align_celeba"])
+    partition = _first_existing(
+        [
+            base / "list_eval_partition.txt",
+            base / "Eval" / "list_eval_partition.txt",
+            base / "list_eval_partition.csv",
+        ]
+    )
+    if image_dir is None or partition is None:
+        missing = (["img_align_celeba/"] if image_dir is None else []) + (
+            ["list_eval_partition.txt"] if partition is None else []
+        )
+        raise DatasetLayoutError(f"celeba: missing {', '.join(missing)} in {base}; expected {expected}")
+    want = _CELEBA_PARTITION[split]
+    records = []
+    with open(partition, newline="") as fh:
+        if partition.suffix == ".csv":
+            rows: Iterable[Sequence[str]] = ((r["image_id"], r["partition"]) for r in csv.DictReader(fh))
+        else:
+            rows = (line.split() for line in fh)
+        for row in rows:
+            if len(row) >= 2 and row[1].strip().isdigit() and int(row[1]) == want:
+                records.append(ImageRecord(row[0], str(image_dir / row[0])))
+    _check_some_exist(records, "celeba", f"{expected} (split {split} = partition {want})")
+    return records
+
+
+# --------------------------------------------------------------------------------------------------------- CelebA-HQ
+
+_CELEBA_HQ_DIRS = (
+    "data256x256",
+    "data1024x1024",
+    "CelebA-HQ-img",
+    "CelebAMask-HQ/CelebA-HQ-img",
+    "images",
+    "",
+)
+_CELEBA_HQ_LISTS = {
+    "train": ("train.txt", "train_shuffled.flist", "train.flist"),
+    "val": ("val.txt", "val_shuffled.flist", "val.flist"),
+    "test": ("test.txt", "test_shuffled.flist", "test.flist"),
+}
+
+
+def _list_images_flat(folder: Path) -> list[Path]:
+    with os.scandir(folder) as it:
+        return sorted(
+            Path(e.path) for e in it if e.is_file() and Path(e.name).suffix.lower() in IMAGE_EXTENSIONS
+        )
+
+
+def _read_list(list_file: Path) -> list[str]:
+    with open(list_file) as fh:
+        return [line.split()[0] for line in fh if line.strip() and not line.lstrip().startswith("#")]
+
+
+def _resolve_listed(names: Sequence[str], image_dir: Path) -> list[ImageRecord]:
+    """List entries may be absolute paths, paths relative to the image folder, or names without an extension."""
+    by_stem: dict[str, Path] | None = None
+    records = []
+    for name in names:
+        p = Path(name)
+        if p.is_absolute():
+            records.append(ImageRecord(p.name, str(p)))
+            continue
+        if p.suffix.lower() in IMAGE_EXTENSIONS:
+            records.append(ImageRecord(name, str(image_dir / p)))
+            continue
+        if by_stem is None:  # only scan the folder when the list uses bare names
+            by_stem = {f.stem: f for f in _list_images_flat(image_dir)}
+        found = by_stem.get(name)
+        records.append(ImageRecord(name, str(found) if found else str(image_dir / name)))
+    return records
+
+
+def celeba_hq_records(
+    root: str | os.PathLike[str] | None,
+    split: str = "train",
+    *,
+    image_dir: str | None = None,
+    list_file: str | None = None,
+) -> list[ImageRecord]:
+    """CelebA-HQ images of a split, chosen by a file list.
+
+    Layout: an image folder (``image_dir``, relative to the root; default: the first of ``data256x256``,
+    ``data1024x1024``, ``CelebA-HQ-img``, ``images`` or the root itself that holds images) and a list per split
+    (``list_file``; default ``train.txt``/``val.txt``/``test.txt`` or LaMa's ``*_shuffled.flist`` in the root), one
+    entry per line: file name, path relative to the image folder, absolute path, or name without extension.
+    """
+    split = _split_name(split)
+    lists = (list_file,) if list_file else _CELEBA_HQ_LISTS[split]
+    dirs = (image_dir,) if image_dir else _CELEBA_HQ_DIRS
+    expected = f"an image folder ({' or '.join(d or '<root>' for d in dirs)}) and a list {' or '.join(lists)}"
+    base = _root(root, "celeba_hq", expected)
+    folder = None
+    for d in dirs:
+        cand = base / d if d else base
+        if cand.is_dir() and _list_images_flat(cand):
+            folder = cand
+            break
+    found_list = _first_existing(base / name for name in lists)
+    if folder is None or found_list is None:
+        missing = (["image folder"] if folder is None else []) + (
+            [" or ".join(lists)] if found_list is None else []
+        )
+        raise DatasetLayoutError(f"celeba_hq: missing {', '.join(missing)} in {base}; expected {expected}")
+    records = _resolve_listed(_read_list(found_list), folder)
+    _check_some_exist(records, "celeba_hq", expected)
+    return records
+
+
+# ------------------------------------------------------------------------------------------------------------ folder
+
+
+def folder_records(
+    root: str | os.PathLike[str] | None,
+    *,
+    file_list: str | os.PathLike[str] | None = None,
+    extensions: Sequence[str] = IMAGE_EXTENSIONS,
+) -> list[ImageRecord]:
+    """All images under ``root`` (recursive, sorted, by extension), or those named in ``file_list``.
+
+    ``file_list`` entries are paths relative to ``root`` (or absolute), one per line; a relative ``file_list`` is
+    looked up in ``root``.
+    """
+    expected = "a folder containing images (" + ", ".join(extensions) + ")"
+    base = _root(root, "folder", expected)
+    exts = {e.lower() for e in extensions}
+    if file_list is not None:
+        lf = Path(file_list)
+        lf = lf if lf.is_absolute() or lf.is_file() else base / lf
+        if not lf.is_file():
+            raise DatasetLayoutError(f"folder: file list {lf} not found")
+        records = _resolve_listed(_read_list(lf), base)
+        _check_some_exist(records, "folder", f"the images listed in {lf}")
+        return records
+    records = []
+    for dirpath, dirnames, filenames in os.walk(base, followlinks=True):
+        dirnames.sort()
+        for name in sorted(filenames):
+            if os.path.splitext(name)[1].lower() in exts:
+                path = os.path.join(dirpath, name)
+                records.append(ImageRecord(os.path.relpath(path, base), path))
+    if not records:
+        raise DatasetLayoutError(f"folder: no images found under {base}; expected {expected}")
+    return records
+
+
+def holdout_split(records: Sequence[ImageRecord], split: str, val_fraction: float) -> list[ImageRecord]:
+    """Deterministic train/val split by a hash of each key, stable when files are added or removed.
+
+    ``test`` returns the same images as ``val``.
+    """
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    threshold = int(val_fraction * 10_000)
+    in_val = [stable_hash(r.key) % 10_000 < threshold for r in records]
+    if split == "train":
+        return [r for r, v in zip(records, in_val, strict=True) if not v]
+    return [r for r, v in zip(records, in_val, strict=True) if v]
+
+
+# ----------------------------------------------------------------------------------------------------------- samples
+
+# Colour photographs bundled inside scikit-image's package (no download): checked against the installed version.
+SAMPLE_PHOTOS = (
+    "astronaut.png",
+    "chelsea.png",
+    "coffee.png",
+    "hubble_deep_field.jpg",
+    "ihc.png",
+    "motorcycle_left.png",
+    "motorcycle_right.png",
+    "retina.jpg",
+    "rocket.jpg",
+)
+SAMPLE_VAL_PHOTOS = ("coffee.png", "rocket.jpg")
+
+
+def sample_records(
+    split: str = "train", *, val_images: Sequence[str] = SAMPLE_VAL_PHOTOS
+) -> list[ImageRecord]:
+    """scikit-image's bundled colour photographs; ``val_images`` are held out for val/test, the rest train."""
+    split = _split_name(split)
+    import skimage
+
+    data_dir = Path(skimage.__file__).parent / "data"
+    present = [n for n in SAMPLE_PHOTOS if (data_dir / n).is_file()]
+    absent = sorted(set(SAMPLE_PHOTOS) - set(present))
+    if absent:
+        log.warning("scikit-image %s lacks bundled photos %s; using the others", skimage.__version__, absent)
+    unknown = sorted(set(val_images) - set(SAMPLE_PHOTOS))
+    if unknown:
+        raise ValueError(f"samples: val_images {unknown} are not among the bundled photos {SAMPLE_PHOTOS}")
+    chosen = [n for n in present if (n in val_images) == (split != "train")]
+    if not chosen:
+        raise DatasetLayoutError(
+            f"samples: no bundled photos for split {split!r} in {data_dir} (found {present}, val_images {list(val_images)})"
+        )
+    return [ImageRecord(f"skimage/{n}", str(data_dir / n)) for n in chosen]
+
+
+# -------------------------------------------------------------------------------------------------------- dispatcher
+
+SOURCES = ("places2", "celeba", "celeba_hq", "folder", "samples")
+
+
+def build_records(data_cfg: Mapping[str, Any], split: str) -> list[ImageRecord]:
+    """The image records of ``split`` for a ``conf/data`` config (its ``source`` picks the layout).
+
+    Source-specific keys: places2 ``variant``, ``resolution``; celeba_hq ``image_dir``, ``train_list``,
+    ``val_list``, ``test_list``; folder ``file_list``, ``val_root``, ``val_file_list``, ``val_fraction``; samples
+    ``val_images``.
+    """
+    source = data_cfg.get("source")
+    root = data_cfg.get("root")
+    if source == "places2":
+        recs = places2_records(
+            root,
+            split,
+            variant=data_cfg.get("variant", "standard"),
+            resolution=str(data_cfg.get("resolution", "256")),
+        )
+    elif source == "celeba":
+        recs = celeba_records(root, split)
+    elif source == "celeba_hq":
+        recs = celeba_hq_records(
+            root, split, image_dir=data_cfg.get("image_dir"), list_file=data_cfg.get(f"{split}_list")
+        )
+    elif source == "folder":
+        recs = _folder_split(data_cfg, split)
+    elif source == "samples":
+        recs = sample_records(split, val_images=tuple(data_cfg.get("val_images") or SAMPLE_VAL_PHOTOS))
+    else:
+        raise ValueError(f"unknown data source {source!r}; expected one of {SOURCES} (or 'shards')")
+    return recs
+
+
+def _folder_split(data_cfg: Mapping[str, Any], split: str) -> list[ImageRecord]:
+    root = data_cfg.get("root")
+    val_root = data_cfg.get("val_root")
+    if split == "train":
+        recs = folder_records(root, file_list=data_cfg.get("file_list"))
+        return recs if val_root else holdout_split(recs, "train", float(data_cfg.get("val_fraction", 0.05)))
+    if val_root:
+        return folder_records(val_root, file_list=data_cfg.get("val_file_list"))
+    recs = folder_records(root, file_list=data_cfg.get("file_list"))
+    held = holdout_split(recs, "val", float(data_cfg.get("val_fraction", 0.05)))
+    if not held:
+        raise DatasetLayoutError(
+            f"folder: val_fraction {data_cfg.get('val_fraction', 0.05)} of {len(recs)} images in {root} is empty; "
+            "raise val_fraction or set val_root"
+        )
+    return held

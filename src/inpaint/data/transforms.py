@@ -1,0 +1,134 @@
+"""Image augmentation pipelines (albumentations) built from ``conf/data`` keys, plus the pre-crop steps.
+
+Only images go through these pipelines; masks are generated at the crop size and never augmented here, so their
+polarity and binariness cannot change. Randomness comes from a NumPy generator handed to the pipeline per sample
+(:func:`apply_transform`), so results do not depend on the worker that runs them.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Mapping
+from typing import Any
+
+import cv2
+import numpy as np
+
+# albumentations checks PyPI for a newer version at import; the default experiment must run offline and quietly.
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+import albumentations as A  # noqa: E402
+
+INTERPOLATIONS = {
+    "nearest": cv2.INTER_NEAREST,
+    "linear": cv2.INTER_LINEAR,
+    "cubic": cv2.INTER_CUBIC,
+    "area": cv2.INTER_AREA,
+}
+TRAIN_CROPS = ("random_crop", "random_resized_crop", "resize_random_crop", "resize")
+EVAL_CROPS = ("center_crop", "resize_center_crop", "resize")
+SMALL_IMAGE_MODES = ("resize", "pad", "skip")
+
+
+class ImageTooSmallError(ValueError):
+    """An image is smaller than the crop and ``small_images=skip``."""
+
+
+def _interp(name: str) -> int:
+    if name not in INTERPOLATIONS:
+        raise ValueError(f"interpolation must be one of {sorted(INTERPOLATIONS)}, got {name!r}")
+    return INTERPOLATIONS[name]
+
+
+def build_transform(
+    cfg: Mapping[str, Any], image_size: int, *, train: bool, interpolation: str = "area"
+) -> A.Compose:
+    """The albumentations pipeline of a split. Input: (H, W, 3) uint8 with both sides >= ``image_size``.
+
+    Train keys (``data.train_transform``): ``crop`` one of :data:`TRAIN_CROPS`; ``scale`` and ``ratio`` for
+    ``random_resized_crop``; ``hflip`` probability. Eval keys (``data.val_transform``): ``crop`` one of
+    :data:`EVAL_CROPS` (deterministic).
+
+    Returns:
+        ``A.Compose`` producing (image_size, image_size, 3) uint8.
+    """
+    s = int(image_size)
+    interp = _interp(interpolation)
+    crop = cfg.get("crop", "random_crop" if train else "center_crop")
+    ops: list[A.BasicTransform] = []
+    if train:
+        if crop == "random_crop":
+            ops.append(A.RandomCrop(height=s, width=s))
+        elif crop == "random_resized_crop":
+            scale = tuple(cfg.get("scale", (0.5, 1.0)))
+            ratio = tuple(cfg.get("ratio", (3 / 4, 4 / 3)))
+            ops.append(A.RandomResizedCrop(size=(s, s), scale=scale, ratio=ratio, interpolation=interp))
+        elif crop == "resize_random_crop":
+            ops += [A.SmallestMaxSize(max_size=s, interpolation=interp), A.RandomCrop(height=s, width=s)]
+        elif crop == "resize":
+            ops.append(A.Resize(height=s, width=s, interpolation=interp))
+        else:
+            raise ValueError(f"train_transform.crop must be one of {TRAIN_CROPS}, got {crop!r}")
+        hflip = float(cfg.get("hflip", 0.5))
+        if hflip > 0:
+            ops.append(A.HorizontalFlip(p=hflip))
+    else:
+        if crop == "center_crop":
+            ops.append(A.CenterCrop(height=s, width=s))
+        elif crop == "resize_center_crop":
+            ops += [A.SmallestMaxSize(max_size=s, interpolation=interp), A.CenterCrop(height=s, width=s)]
+        elif crop == "resize":
+            ops.append(A.Resize(height=s, width=s, interpolation=interp))
+        else:
+            raise ValueError(f"val_transform.crop must be one of {EVAL_CROPS}, got {crop!r}")
+    return A.Compose(ops)
+
+
+def apply_transform(transform: A.Compose, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Run ``transform`` on one image with randomness drawn from ``rng`` only.
+
+    Args:
+        image: (H, W, 3) uint8.
+
+    Returns:
+        The transformed (h, w, 3) uint8 image.
+    """
+    transform.set_random_state(rng, random.Random(int(rng.integers(1 << 62))))
+    return transform(image=image)["image"]
+
+
+def center_square_crop(image: np.ndarray, side: int) -> np.ndarray:
+    """Central ``side`` x ``side`` crop (clipped to the image), e.g. CelebA's 178² face crop of 178x218 images."""
+    h, w = image.shape[:2]
+    side = min(int(side), h, w)
+    y0, x0 = (h - side) // 2, (w - side) // 2
+    return image[y0 : y0 + side, x0 : x0 + side]
+
+
+def ensure_min_size(
+    image: np.ndarray, size: int, mode: str = "resize", *, interpolation: str = "cubic"
+) -> np.ndarray:
+    """Make both sides at least ``size``: ``resize`` (upscale keeping aspect), ``pad`` (reflect) or ``skip``.
+
+    Args:
+        image: (H, W, 3) uint8.
+
+    Raises:
+        ImageTooSmallError: with ``mode="skip"`` when the image is smaller than ``size`` (the dataset skips it).
+    """
+    h, w = image.shape[:2]
+    if h >= size and w >= size:
+        return image
+    if mode == "resize":
+        f = size / min(h, w)
+        nh, nw = max(size, round(h * f)), max(size, round(w * f))
+        return cv2.resize(image, (nw, nh), interpolation=_interp(interpolation))
+    if mode == "pad":
+        ph, pw = max(0, size - h), max(0, size - w)
+        border = cv2.BORDER_REFLECT_101 if min(h, w) > 1 else cv2.BORDER_REPLICATE
+        return cv2.copyMakeBorder(image, ph // 2, ph - ph // 2, pw // 2, pw - pw // 2, border)
+    if mode == "skip":
+        raise ImageTooSmallError(
+            f"image of {w}x{h} is smaller than the crop size {size} (data.small_images=skip)"
+        )
+    raise ValueError(f"small_images must be one of {SMALL_IMAGE_MODES}, got {mode!r}")

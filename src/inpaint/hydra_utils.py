@@ -1,0 +1,53 @@
+"""Small Hydra helpers shared by the entry points: config tree, callbacks and loggers from config groups."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def print_config_tree(cfg: DictConfig, save_to: Path | None = None) -> str:
+    """Print the resolved config as a tree (rich) and optionally save it as text; returns the text."""
+    from rich.console import Console
+    from rich.syntax import Syntax
+    from rich.tree import Tree
+
+    tree = Tree("config", guide_style="dim")
+    first = ["data", "masks", "model", "loss", "trainer", "callbacks", "logger", "paths"]
+    keys = [k for k in first if k in cfg] + [k for k in cfg if k not in first]
+    for key in keys:
+        node = cfg[key]
+        body = OmegaConf.to_yaml(node, resolve=True) if isinstance(node, DictConfig) else str(node)
+        tree.add(str(key)).add(Syntax(body, "yaml", theme="ansi_dark"))
+    Console().print(tree)
+    text = OmegaConf.to_yaml(cfg, resolve=True)
+    if save_to is not None:
+        write_text_atomic(save_to, text)
+    return text
+
+
+def instantiate_list(group: Mapping[str, Any] | None) -> list[Any]:
+    """Instantiate every entry of a config group that has a ``_target_`` (null entries switch one off)."""
+    objects: list[Any] = []
+    for name, node in (group or {}).items():
+        if isinstance(node, Mapping) and "_target_" in node:
+            log.info("Instantiating %s <%s>", name, node["_target_"])
+            objects.append(hydra.utils.instantiate(node))
+    return objects

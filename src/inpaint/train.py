@@ -1,0 +1,94 @@
+"""Train the PConv U-Net: ``python -m inpaint.train [+experiment=NAME] [key=value ...]``.
+
+Without an experiment it runs the offline demo (bundled sample photos, small size, CPU). Every object is built from
+the config groups in ``conf/``: ``data``, ``masks``, ``model``, ``loss``, ``trainer``, ``logger``, ``callbacks``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+from inpaint.hydra_utils import instantiate_list, print_config_tree, write_text_atomic
+
+log = logging.getLogger("inpaint.train")
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Build everything from ``cfg``, fit (and optionally test). Returns the final callback metrics as floats."""
+    from inpaint.data import build_datamodule
+
+    output_dir = Path(cfg.paths.output_dir)
+    if cfg.get("print_config", True):
+        print_config_tree(cfg, save_to=output_dir / "config_tree.yaml")
+    if cfg.get("seed") is not None:
+        pl.seed_everything(cfg.seed, workers=True)
+
+    datamodule = build_datamodule(cfg.data, cfg.masks)
+    module = hydra.utils.instantiate(cfg.model, loss=OmegaConf.to_container(cfg.loss, resolve=True))
+    callbacks = instantiate_list(cfg.get("callbacks"))
+    loggers = instantiate_list(cfg.get("logger"))
+    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+    # Record what was really used next to the config (and in every logger): the VGG source can differ from the
+    # request under loss.vgg_weights=imagenet_or_random.
+    run_info = {"vgg_source": module.vgg_source, "output_dir": str(output_dir)}
+    if trainer.is_global_zero:
+        write_text_atomic(output_dir / "run_info.yaml", OmegaConf.to_yaml(run_info))
+    for logger in trainer.loggers:
+        logger.log_hyperparams({"config": OmegaConf.to_container(cfg, resolve=True), **run_info})
+
+    try:
+        if cfg.get("train", True):
+            trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        if cfg.get("test", False):
+            ckpt = "best" if cfg.get("train", True) and trainer.checkpoint_callback else cfg.get("ckpt_path")
+            trainer.test(module, datamodule=datamodule, ckpt_path=ckpt or None)
+    except SIGTERMException:
+        log.warning("Stopped by SIGTERM; see the checkpoint message above. Outputs: %s", output_dir)
+
+    metrics = {
+        k: float(v) for k, v in trainer.callback_metrics.items() if getattr(v, "numel", lambda: 1)() == 1
+    }
+    if trainer.is_global_zero:
+        ckpt_cb = trainer.checkpoint_callback
+        best = getattr(ckpt_cb, "best_model_path", "") if ckpt_cb else ""
+        print(f"\nOutputs: {output_dir}")
+        if best:
+            print(f"Best checkpoint: {best}")
+        if ckpt_cb is not None and getattr(ckpt_cb, "last_model_path", ""):
+            print(f"Last checkpoint: {ckpt_cb.last_model_path}")
+        if "val/psnr" in metrics:
+            print(
+                f"Validation PSNR {metrics['val/psnr']:.2f} dB, SSIM {metrics.get('val/ssim', float('nan')):.4f}"
+            )
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    from inpaint.module import NonFiniteLossError
+
+    try:
+        metrics = train(cfg)
+    except NonFiniteLossError as err:
+        log.error("%s", err)
+        sys.exit(1)
+    # The value Hydra sweepers (Optuna) optimise.
+    name = cfg.get("optimized_metric")
+    if name:
+        if name not in metrics:
+            raise KeyError(f"optimized_metric {name!r} was not logged; available: {sorted(metrics)}")
+        return metrics[name]
+    return None
+
+
+if __name__ == "__main__":
+    main()

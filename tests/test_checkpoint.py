@@ -1,0 +1,156 @@
+"""Safe checkpoint loading: weights-only unpickling, the `_target_` allow-list, the safetensors export."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+from _eval_fixtures import make_tiny_checkpoint
+
+from inpaint.checkpoint import (
+    CheckpointError,
+    UnsafeCheckpointError,
+    atomic_output,
+    build_model,
+    load_checkpoint,
+    load_model,
+    load_net_state_dict,
+    save_weights,
+)
+from inpaint.models import PConvUNet
+
+
+class _CreatesFile:
+    """Pickles to a call of ``open(path, "w")``: unpickling it with plain pickle creates ``path``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return (open, (self.path, "w"))
+
+
+def test_malicious_pickle_payload_is_refused_and_never_runs(tmp_path: Path) -> None:
+    ckpt = tmp_path / "evil.ckpt"
+    make_tiny_checkpoint(ckpt)
+    data = torch.load(ckpt, weights_only=True)
+    marker = tmp_path / "pwned.txt"
+    data["hyper_parameters"]["payload"] = _CreatesFile(marker)
+    torch.save(data, ckpt)
+    assert not marker.exists()
+
+    with pytest.raises(UnsafeCheckpointError, match=r"refusing to load .*evil\.ckpt.*weights_only=True"):
+        load_checkpoint(ckpt)
+    with pytest.raises(UnsafeCheckpointError):
+        load_model(ckpt)
+    from inpaint import Inpainter
+
+    with pytest.raises(UnsafeCheckpointError):
+        Inpainter.from_checkpoint(ckpt)
+    assert not marker.exists()
+
+    # The payload is real: an unsafe loader would have created the file.
+    with open(tmp_path / "payload.pkl", "wb") as f:
+        pickle.dump(_CreatesFile(marker), f)
+    with open(tmp_path / "payload.pkl", "rb") as f:
+        pickle.load(f).close()
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("target", ["os.system", "builtins.eval", "inpaint.models.pconv_unet.nn.Module", ""])
+def test_target_outside_allow_list_is_refused(tmp_path: Path, target: str) -> None:
+    ckpt = make_tiny_checkpoint(tmp_path / "t.ckpt")
+    data = torch.load(ckpt, weights_only=True)
+    data["hyper_parameters"]["net"]["_target_"] = target
+    torch.save(data, ckpt)
+    with pytest.raises(UnsafeCheckpointError, match="allow-list"):
+        load_model(ckpt)
+
+
+def test_nested_config_is_not_followed(tmp_path: Path) -> None:
+    ckpt = make_tiny_checkpoint(tmp_path / "t.ckpt")
+    data = torch.load(ckpt, weights_only=True)
+    data["hyper_parameters"]["net"]["levels"] = {"_target_": "os.getpid"}
+    torch.save(data, ckpt)
+    with pytest.raises(CheckpointError, match="not followed"):
+        load_model(ckpt)
+
+
+def test_load_lightning_checkpoint_matches_weights(tmp_path: Path) -> None:
+    ckpt = make_tiny_checkpoint(tmp_path / "t.ckpt", levels=3, seed=3)
+    model, config = load_model(ckpt)
+    assert isinstance(model, PConvUNet) and model.levels == 3 and not model.training
+    assert config == {"_target_": "inpaint.models.PConvUNet", "levels": 3}
+    stored = torch.load(ckpt, weights_only=True)["state_dict"]
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, stored[f"net.{k}"])
+    # The `loss.` tensors are ignored, not loaded.
+    assert set(load_net_state_dict(ckpt)) == set(model.state_dict())
+
+
+def test_model_prefix_layout_is_accepted(tmp_path: Path) -> None:
+    ckpt = make_tiny_checkpoint(tmp_path / "t.ckpt")
+    data = torch.load(ckpt, weights_only=True)
+    data["state_dict"] = {k.replace("net.", "model.", 1): v for k, v in data["state_dict"].items()}
+    data["hyper_parameters"]["model"] = data["hyper_parameters"].pop("net")
+    torch.save(data, ckpt)
+    model, _ = load_model(ckpt)
+    assert model.levels == 3
+
+
+def test_safetensors_export_round_trip(tmp_path: Path) -> None:
+    model, config = load_model(make_tiny_checkpoint(tmp_path / "t.ckpt", seed=5))
+    out = save_weights(tmp_path / "w.safetensors", model, config)
+    again, config2 = load_model(out)
+    assert config2 == config
+    for (k, a), (k2, b) in zip(model.state_dict().items(), again.state_dict().items(), strict=True):
+        assert k == k2 and torch.equal(a, b)
+    # Recognised by content too, whatever the suffix.
+    renamed = out.rename(tmp_path / "weights.bin")
+    assert load_model(renamed)[1] == config
+
+
+def test_errors_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="not found: .*missing.ckpt"):
+        load_checkpoint(tmp_path / "missing.ckpt")
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(b"this is not a checkpoint")
+    with pytest.raises(CheckpointError, match="junk.ckpt"):
+        load_checkpoint(junk)
+    empty = tmp_path / "empty.ckpt"
+    empty.write_bytes(b"")
+    with pytest.raises(CheckpointError, match="empty.ckpt"):
+        load_checkpoint(empty)
+    no_config = tmp_path / "noconf.ckpt"
+    torch.save({"state_dict": {}}, no_config)
+    with pytest.raises(CheckpointError, match="no model configuration"):
+        load_model(no_config)
+
+
+def test_mismatched_weights_are_reported(tmp_path: Path) -> None:
+    ckpt = make_tiny_checkpoint(tmp_path / "t.ckpt", levels=3)
+    data = torch.load(ckpt, weights_only=True)
+    data["hyper_parameters"]["net"]["levels"] = 4
+    torch.save(data, ckpt)
+    with pytest.raises(CheckpointError, match="do not match"):
+        load_model(ckpt)
+
+
+def test_unknown_model_argument(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="no argument"):
+        build_model({"_target_": "inpaint.models.PConvUNet", "levels": 3, "bogus": 1})
+
+
+def test_atomic_output_keeps_old_file_on_failure(tmp_path: Path) -> None:
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), atomic_output(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("writer failed")
+    assert target.read_text() == "old"
+    assert list(tmp_path.iterdir()) == [target]
+    with atomic_output(target) as tmp:
+        tmp.write_text("new")
+    assert target.read_text() == "new" and list(tmp_path.iterdir()) == [target]

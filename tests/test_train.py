@@ -1,0 +1,333 @@
+"""inpaint.train end to end: configs compose and run, training learns, DDP, precision, resume, W&B, sweeps."""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from _train_helpers import CONF_DIR, TINY, compose_train, run_cli
+
+from inpaint.train import train
+
+EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
+
+
+def _csv_metrics(output_dir: Path) -> list[dict[str, str]]:
+    import csv
+
+    with open(output_dir / "csv" / "metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_expected_experiments_exist():
+    expected = {
+        "places2",
+        "places2_finetune",
+        "celeba",
+        "celeba_finetune",
+        "celeba_hq",
+        "celeba_hq_finetune",
+        "smoke",
+    }
+    assert expected <= set(EXPERIMENTS)
+
+
+def test_experiment_is_not_in_the_primary_defaults():
+    primary = yaml.safe_load((CONF_DIR / "train.yaml").read_text())
+    groups = [next(iter(d)) if isinstance(d, dict) else d for d in primary["defaults"]]
+    assert "experiment" not in groups
+
+
+@pytest.mark.parametrize("experiment", [e for e in EXPERIMENTS])
+def test_every_experiment_composes(experiment, tmp_path):
+    overrides = [f"+experiment={experiment}", "data.root=/nonexistent"]
+    if experiment.endswith("_finetune"):
+        overrides.append("model.init_from=/some/phase1.ckpt")
+    cfg = compose_train(overrides, tmp_path)
+    assert cfg.task_name == experiment
+    assert cfg.trainer._target_ == "pytorch_lightning.Trainer"
+    assert cfg.data.image_size % 2**cfg.model.net.levels == 0
+    if experiment.endswith("_finetune"):
+        assert cfg.model.finetune is True
+        assert cfg.model.lr == pytest.approx(5e-5)
+    elif experiment != "smoke":
+        assert cfg.model.lr == pytest.approx(2e-4)
+        assert cfg.loss.weights.hole == 6.0 and cfg.loss.weights.style_out == 120.0
+
+
+def test_finetune_requires_init_from(tmp_path):
+    from omegaconf.errors import MissingMandatoryValue
+
+    cfg = compose_train(["+experiment=places2_finetune"], tmp_path)
+    with pytest.raises(MissingMandatoryValue):
+        _ = cfg.model.init_from
+
+
+def test_smoke_experiment_writes_checkpoint_grids_and_metrics(tmp_path):
+    cfg = compose_train(["+experiment=smoke"], tmp_path)
+    metrics = train(cfg)
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    assert list((tmp_path / "images").glob("val_images_step*.png"))
+    assert math.isfinite(metrics["val/psnr"])
+    assert (tmp_path / "config_tree.yaml").is_file()
+    assert "vgg_source" in (tmp_path / "run_info.yaml").read_text()
+    # the checkpoint loads weights-only (only primitives in hyper-parameters)
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["hyper_parameters"]["net"]["levels"] == 4
+    assert ckpt["global_step"] == 8
+
+
+def test_bf16_mixed_precision_on_cpu_runs_with_finite_loss(tmp_path):
+    cfg = compose_train(
+        ["+experiment=smoke", "trainer.precision=bf16-mixed", "trainer.max_steps=3"], tmp_path
+    )
+    metrics = train(cfg)
+    assert math.isfinite(metrics["train/loss"])
+    assert math.isfinite(metrics["val/psnr"])
+
+
+@pytest.mark.slow
+def test_default_demo_learns(tmp_path):
+    """The default command (no experiment) on the bundled photos: validation loss and PSNR improve."""
+    cfg = compose_train(
+        ["trainer.max_steps=40", "trainer.val_check_interval=20", "callbacks.image_grids.every_n_steps=0"],
+        tmp_path,
+    )
+    train(cfg)
+    rows = _csv_metrics(tmp_path)
+    val = [(int(r["step"]), float(r["val/psnr"]), float(r["val/loss"])) for r in rows if r.get("val/psnr")]
+    train_loss = [float(r["train/loss"]) for r in rows if r.get("train/loss")]
+    assert len(val) >= 2, val
+    first, last = val[0], val[-1]
+    assert last[1] > first[1], f"val PSNR did not improve: {val}"
+    assert last[2] < first[2], f"val loss did not decrease: {val}"
+    k = max(1, len(train_loss) // 4)
+    assert sum(train_loss[-k:]) / k < sum(train_loss[:k]) / k
+
+
+def _tiny_phase1_checkpoint(tmp_path: Path) -> Path:
+    cfg = compose_train(["+experiment=smoke", "trainer.max_steps=2"], tmp_path / "phase1")
+    train(cfg)
+    return tmp_path / "phase1" / "checkpoints" / "last.ckpt"
+
+
+def test_finetune_freezes_encoder_bn_and_trains_decoder_bn(tmp_path):
+    phase1 = _tiny_phase1_checkpoint(tmp_path)
+    p1 = torch.load(phase1, map_location="cpu", weights_only=True)["state_dict"]
+    out = tmp_path / "phase2"
+    cfg = compose_train(
+        [
+            "+experiment=smoke",
+            "model.finetune=true",
+            f"model.init_from={phase1}",
+            "model.lr=5e-5",
+            "trainer.max_steps=3",
+        ],
+        out,
+    )
+    train(cfg)
+    p2 = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    enc_bn = [k for k in p1 if k.startswith("net.encoder.") and ".bn." in k and "num_batches" not in k]
+    dec_bn = [k for k in p1 if k.startswith("net.decoder.") and ".bn." in k and "num_batches" not in k]
+    assert enc_bn and dec_bn
+    for k in enc_bn:
+        assert torch.equal(p1[k], p2[k]), f"encoder BN {k} changed during fine-tuning"
+    assert any("running_mean" in k and not torch.equal(p1[k], p2[k]) for k in dec_bn)
+    assert any(k.endswith("bn.weight") and not torch.equal(p1[k], p2[k]) for k in dec_bn)
+    # phase 2 starts from phase-1 weights: an encoder conv weight moved only by the fine-tuning steps
+    conv = "net.encoder.0.conv.weight"
+    assert (p2[conv] - p1[conv]).abs().max() < 0.05
+
+
+@pytest.mark.parametrize("policy", ["skip", "stop"])
+def test_nonfinite_batch_follows_policy(policy, tmp_path, monkeypatch):
+    from inpaint.module import InpaintingModule, NonFiniteLossError
+
+    original = InpaintingModule.training_step
+
+    def poisoned(self, batch, batch_idx):
+        if self.global_step == 1:
+            batch = {**batch, "image": batch["image"].clone()}
+            batch["image"][0, 0, 0, 0] = float("nan")
+        return original(self, batch, batch_idx)
+
+    monkeypatch.setattr(InpaintingModule, "training_step", poisoned)
+    cfg = compose_train(
+        ["+experiment=smoke", "trainer.max_steps=3", f"model.nonfinite_loss={policy}"], tmp_path
+    )
+    if policy == "skip":
+        metrics = train(cfg)
+        assert metrics["train/nonfinite_skipped"] == 1.0
+        ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+        weights = [v for k, v in ckpt["state_dict"].items() if k.startswith("net.") and v.is_floating_point()]
+        assert all(torch.isfinite(w).all() for w in weights)
+        assert ckpt["nonfinite_skipped"] == 1
+    else:
+        with pytest.raises(NonFiniteLossError, match="non-finite input batch at global step 1"):
+            train(cfg)
+        assert (tmp_path / "checkpoints" / "nonfinite.ckpt").is_file()
+
+
+def test_wandb_sweep_command_composes_with_hydra(tmp_path):
+    """Expand each sweep's command the way a W&B agent does and compose the resulting overrides."""
+    for sweep_file in sorted((CONF_DIR / "sweeps").glob("*.yaml")):
+        sweep = yaml.safe_load(sweep_file.read_text())
+        assert sweep["metric"]["name"] == "val/psnr"
+        params = {}
+        for name, spec in sweep["parameters"].items():
+            params[name] = spec["values"][0] if "values" in spec else spec["min"]
+        args = [f"{k}={v}" for k, v in params.items()]
+        cmd = []
+        for part in sweep["command"]:
+            if part == "${args_no_hyphens}":
+                cmd.extend(args)
+            elif part not in ("${env}", "${interpreter}"):
+                cmd.append(part)
+        assert cmd[:3] == ["python", "-m", "inpaint.train"]
+        cfg = compose_train([*cmd[3:], "data.root=/x"], tmp_path)
+        for k, v in params.items():
+            node = cfg
+            for part in k.split("."):
+                node = node[part]
+            assert node == pytest.approx(v), (sweep_file.name, k)
+        assert "wandb" in cfg.logger
+
+
+def test_slurm_launcher_config_composes(tmp_path):
+    with __import__("hydra").initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = __import__("hydra").compose(
+            "train", overrides=["hydra/launcher=slurm", "trainer=multinode"], return_hydra_config=True
+        )
+    assert "submitit" in cfg.hydra.launcher._target_.lower()
+    assert cfg.hydra.launcher.tasks_per_node == cfg.trainer.devices
+
+
+@pytest.mark.slow
+def test_ddp_cpu_two_ranks_identical_weights_disjoint_data(tmp_path):
+    out = tmp_path / "run"
+    proc = run_cli(
+        [
+            "+experiment=smoke",
+            "trainer=ddp_cpu",
+            "trainer.max_steps=3",
+            "data.num_workers=0",
+            "+callbacks.audit._target_=inpaint.callbacks.DistributedAudit",
+            f"hydra.run.dir={out}",
+        ],
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    records = [json.loads((out / "audit" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert all(r["world_size"] == 2 for r in records)
+    assert records[0]["net_sha256"] == records[1]["net_sha256"], "ranks ended with different weights"
+    keys0, keys1 = records[0]["keys"], records[1]["keys"]
+    assert keys0 and keys1
+    assert not set(keys0) & set(keys1), "the two ranks trained on the same samples"
+    # one output directory for the run, not one per rank
+    assert (out / "checkpoints" / "last.ckpt").is_file()
+    assert not list(tmp_path.glob("outputs/**/checkpoints"))
+
+
+@pytest.mark.slow
+def test_sigterm_saves_checkpoint_and_resume_continues(tmp_path):
+    out = tmp_path / "run"
+    args = [
+        "+experiment=smoke",
+        "trainer.max_steps=400",
+        "trainer.val_check_interval=1000",
+        "callbacks.image_grids.every_n_steps=0",
+        "callbacks.model_checkpoint.monitor=null",
+        f"hydra.run.dir={out}",
+    ]
+    env = {"WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "inpaint.train", *args],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**__import__("os").environ, **env},
+    )
+    metrics_csv = out / "csv" / "metrics.csv"
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        if metrics_csv.exists() and metrics_csv.read_text().count("\n") > 4:
+            break
+        if proc.poll() is not None:
+            break
+        time.sleep(0.5)
+    assert proc.poll() is None, (
+        "training ended before it could be interrupted:\n" + proc.stdout.read()[-3000:]
+    )
+    proc.send_signal(signal.SIGTERM)
+    log, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, log[-3000:]
+    ckpt_path = out / "checkpoints" / "last.ckpt"
+    assert ckpt_path.is_file(), log[-3000:]
+    step = torch.load(ckpt_path, map_location="cpu", weights_only=True)["global_step"]
+    assert 0 < step < 400
+
+    resumed = run_cli(
+        [
+            *args[:-1],
+            "trainer.max_steps=" + str(step + 3),
+            f"ckpt_path={ckpt_path}",
+            f"hydra.run.dir={tmp_path / 'resumed'}",
+        ],
+        cwd=tmp_path,
+    )
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    final = torch.load(
+        tmp_path / "resumed" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True
+    )
+    assert final["global_step"] == step + 3
+
+
+@pytest.mark.slow
+def test_multirun_with_wandb_offline_writes_two_runs_in_one_group(tmp_path):
+    proc = run_cli(
+        [
+            "--multirun",
+            "+experiment=smoke",
+            "trainer.max_steps=2",
+            "model.lr=1e-3,5e-4",
+            "logger=wandb",
+            "logger.wandb.group=test-group",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        ],
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    runs = sorted((tmp_path / "sweep").glob("*/wandb/offline-run-*"))
+    assert len(runs) == 2, runs
+    groups = {_wandb_run_group(r) for r in runs}
+    assert groups == {"test-group"}
+
+
+def _wandb_run_group(run_dir: Path) -> str:
+    """Read the run's group from its offline .wandb log."""
+    from wandb.proto import wandb_internal_pb2
+    from wandb.sdk.internal import datastore
+
+    (path,) = run_dir.glob("*.wandb")
+    ds = datastore.DataStore()
+    ds.open_for_scan(str(path))
+    while True:
+        data = ds.scan_data()
+        if data is None:
+            break
+        rec = wandb_internal_pb2.Record()
+        rec.ParseFromString(data)
+        if rec.WhichOneof("record_type") == "run":
+            return rec.run.run_group
+    raise AssertionError(f"no run record in {path}")
