@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import datetime as _dt
 import logging
 import os
@@ -10,7 +11,7 @@ import resource
 import statistics
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
 import torch
@@ -31,7 +32,9 @@ class Table:
 
     def add(self, *cells: object) -> None:
         if len(cells) != len(self.columns):
-            raise ValueError(f"row has {len(cells)} cells, table '{self.title}' has {len(self.columns)} columns")
+            raise ValueError(
+                f"row has {len(cells)} cells, table '{self.title}' has {len(self.columns)} columns"
+            )
         self.rows.append([str(c) for c in cells])
 
     def markdown(self) -> str:
@@ -64,10 +67,8 @@ def machine_info(device: str = "cpu") -> dict[str, str]:
         "torch": f"{torch.__version__} ({torch.get_num_threads()} intra-op threads)",
         "python": platform.python_version(),
     }
-    try:
+    with suppress(OSError):
         info["load average"] = ", ".join(f"{v:.2f}" for v in os.getloadavg())
-    except OSError:
-        pass
     if device.startswith("cuda") and torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
         info["gpu"] = f"{props.name}, {props.total_memory / 2**30:.0f} GiB, CUDA {torch.version.cuda}"
@@ -155,13 +156,20 @@ def _reset_peak_rss() -> bool:
     return _CLEAR_REFS_OK
 
 
+def _release_free_heap() -> None:
+    """Return freed heap pages to the OS (glibc ``malloc_trim``), so that RSS growth reflects this block's tensors
+    rather than being hidden in memory freed by earlier steps and still resident. No-op off glibc."""
+    with suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 @contextmanager
 def peak_memory(device: torch.device | str) -> Iterator[dict[str, float]]:
     """Measure the peak memory growth of the enclosed block, in MiB, into the yielded dict's ``"peak_mib"``.
 
     CUDA: ``torch.cuda.max_memory_allocated`` above the allocation at entry (tensors only, caching excluded).
-    CPU: the process's peak resident set size (VmHWM, reset through /proc/self/clear_refs at entry) above the RSS at
-    entry; where that reset is not allowed, the ``getrusage`` max-RSS delta. RSS includes allocator caching and
+    CPU: the process's peak resident set size (VmHWM, reset through /proc/self/clear_refs at entry, after returning
+    freed heap pages to the OS with ``malloc_trim``) above the RSS at entry; where that reset is not allowed, the ``getrusage`` max-RSS delta. RSS includes allocator caching and
     anything else the process touches, so CPU figures are coarser than CUDA ones. ``"method"`` names which was used.
     """
     result: dict[str, float] = {}
@@ -175,6 +183,7 @@ def peak_memory(device: torch.device | str) -> Iterator[dict[str, float]]:
         result["peak_mib"] = (torch.cuda.max_memory_allocated() - base) / MIB
         result["method"] = "cuda.max_memory_allocated"  # type: ignore[assignment]
         return
+    _release_free_heap()
     if _reset_peak_rss():
         base_kib = _read_status_kib("VmRSS") or 0
         yield result
@@ -188,7 +197,9 @@ def peak_memory(device: torch.device | str) -> Iterator[dict[str, float]]:
     result["method"] = "ru_maxrss delta"  # type: ignore[assignment]
 
 
-def measured_matmul_flops(device: torch.device | str, dtype: torch.dtype = torch.float32, n: int = 2048) -> float:
+def measured_matmul_flops(
+    device: torch.device | str, dtype: torch.dtype = torch.float32, n: int = 2048
+) -> float:
     """Achieved FLOP/s of an n x n x n matmul: a practical peak for utilisation figures on CPUs (no spec sheet).
 
     Returns:

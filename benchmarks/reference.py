@@ -43,7 +43,9 @@ class NaivePartialConv2d(nn.Conv2d):
         Returns ``(y, new_mask)``: y (B, C_out, H', W'), new_mask (B, C_out, H', W') (all channels equal).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int, padding: int, bias: bool):
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, stride: int, padding: int, bias: bool
+    ):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=bias)
         self.sum1 = float(in_channels * kernel_size * kernel_size)
         # The full ones kernel of the common formulation: costs as many FLOPs as the feature convolution itself.
@@ -72,7 +74,12 @@ class NaivePConvBlock(nn.Module):
     def __init__(self, spec: LayerSpec) -> None:
         super().__init__()
         self.conv = NaivePartialConv2d(
-            spec.in_channels, spec.out_channels, spec.kernel, spec.stride, spec.kernel // 2, bias=not spec.batch_norm
+            spec.in_channels,
+            spec.out_channels,
+            spec.kernel,
+            spec.stride,
+            spec.kernel // 2,
+            bias=not spec.batch_norm,
         )
         self.bn = nn.BatchNorm2d(spec.out_channels) if spec.batch_norm else None
         self.activation = spec.activation
@@ -134,7 +141,9 @@ def naive_vgg16_features() -> nn.ModuleList:
             layers.append(nn.MaxPool2d(2, 2))
         else:
             layers += [nn.Conv2d(c[0], c[1], 3, padding=1), nn.ReLU(inplace=True)]
-    return nn.ModuleList([nn.Sequential(*layers[0:5]), nn.Sequential(*layers[5:10]), nn.Sequential(*layers[10:17])])
+    return nn.ModuleList(
+        [nn.Sequential(*layers[0:5]), nn.Sequential(*layers[5:10]), nn.Sequential(*layers[10:17])]
+    )
 
 
 def naive_gram(feat: Tensor) -> Tensor:
@@ -155,7 +164,14 @@ class NaiveInpaintingLoss(nn.Module):
     their weighted sum ``total`` (the keys of :class:`inpaint.losses.InpaintingLoss`).
     """
 
-    DEFAULT_WEIGHTS = {"valid": 1.0, "hole": 6.0, "perceptual": 0.05, "style_out": 120.0, "style_comp": 120.0, "tv": 0.1}
+    DEFAULT_WEIGHTS = {
+        "valid": 1.0,
+        "hole": 6.0,
+        "perceptual": 0.05,
+        "style_out": 120.0,
+        "style_comp": 120.0,
+        "tv": 0.1,
+    }
 
     def __init__(self, weights: dict[str, float] | None = None) -> None:
         super().__init__()

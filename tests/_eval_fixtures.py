@@ -78,10 +78,38 @@ def box_hole_mask(height: int, width: int, ratio: float, seed: int = 0) -> np.nd
     return mask
 
 
-def batches_for(images: np.ndarray, ratios: list[float], batch_size: int = 2) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def batches_for(
+    images: np.ndarray, ratios: list[float], batch_size: int = 2
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(image (B,3,H,W) [0,1], mask (B,1,H,W) 1 = valid) batches of ``images`` with box masks of ``ratios``."""
     n, h, w = images.shape[:3]
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
-    m = torch.stack([torch.from_numpy(box_hole_mask(h, w, ratios[i % len(ratios)], seed=i) == 0) for i in range(n)])
+    m = torch.stack(
+        [torch.from_numpy(box_hole_mask(h, w, ratios[i % len(ratios)], seed=i) == 0) for i in range(n)]
+    )
     m = m[:, None].float()
     return [(x[i : i + batch_size], m[i : i + batch_size]) for i in range(0, n, batch_size)]
+
+
+def train_tiny_checkpoint(run_dir: Path, max_steps: int = 4) -> Path:
+    """Train the smoke experiment for ``max_steps`` steps in a subprocess (as ``make train`` would) and return its
+    ``last.ckpt``. Raises with the training output when no checkpoint is produced."""
+    import subprocess
+    import sys
+
+    cmd = [
+        sys.executable,
+        "-m",
+        "inpaint.train",
+        "+experiment=smoke",
+        f"hydra.run.dir={run_dir}",
+        f"trainer.max_steps={max_steps}",
+        "print_config=false",
+    ]
+    proc = subprocess.run(cmd, cwd=run_dir.parent, capture_output=True, text=True, timeout=600)
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    if proc.returncode != 0 or not ckpt.is_file():
+        raise RuntimeError(
+            f"training failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )
+    return ckpt

@@ -34,7 +34,6 @@ def compose_train(overrides: list[str], output_dir: Path) -> DictConfig:
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
         cfg.paths.output_dir = str(output_dir)
-        cfg.hydra.runtime.output_dir = str(output_dir)
     return cfg
 
 

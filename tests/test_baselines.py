@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from _eval_fixtures import box_hole_mask, sample_photos
 
+from _eval_fixtures import box_hole_mask, sample_photos
 from inpaint.baselines import BASELINES, inpaint_opencv_batch
 from inpaint.metrics import psnr_per_image
 

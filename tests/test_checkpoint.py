@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from _eval_fixtures import make_tiny_checkpoint
 
+from _eval_fixtures import make_tiny_checkpoint
 from inpaint.checkpoint import (
     CheckpointError,
     UnsafeCheckpointError,
@@ -154,3 +154,14 @@ def test_atomic_output_keeps_old_file_on_failure(tmp_path: Path) -> None:
     with atomic_output(target) as tmp:
         tmp.write_text("new")
     assert target.read_text() == "new" and list(tmp_path.iterdir()) == [target]
+
+
+def test_atomic_output_uses_normal_permissions(tmp_path: Path) -> None:
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    target = tmp_path / "out.txt"
+    with atomic_output(target) as tmp:
+        tmp.write_text("x")
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask

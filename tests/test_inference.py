@@ -7,16 +7,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from _eval_fixtures import box_hole_mask, make_tiny_checkpoint
 from PIL import Image
 
+from _eval_fixtures import box_hole_mask, make_tiny_checkpoint
 from inpaint import Inpainter
 from inpaint.inference import hole_mask_to_valid, pad_to_multiple
 
 
 @pytest.fixture(scope="module")
 def inpainter(tmp_path_factory: pytest.TempPathFactory) -> Inpainter:
-    return Inpainter.from_checkpoint(make_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "t.ckpt"), device="cpu")
+    return Inpainter.from_checkpoint(
+        make_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "t.ckpt"), device="cpu"
+    )
 
 
 H, W = 37, 53  # odd, and not multiples of 2**levels: exercises padding cheaply

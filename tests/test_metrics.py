@@ -119,7 +119,9 @@ def test_binned_metrics_extra_and_precomputed_values(images: torch.Tensor) -> No
     with pytest.raises(ValueError, match="lpips"):
         metric.update(images, images, ratio)
     # Precomputed values are used as given (here deliberately not the true PSNR, to show they are not recomputed).
-    metric.update(images, images, ratio, precomputed={"lpips": torch.tensor([0.1, 0.3, 0.5]), "psnr": torch.ones(3)})
+    metric.update(
+        images, images, ratio, precomputed={"lpips": torch.tensor([0.1, 0.3, 0.5]), "psnr": torch.ones(3)}
+    )
     out = metric.compute()
     assert abs(out["lpips/01-10"].item() - 0.2) < 1e-6 and abs(out["lpips/20-30"].item() - 0.5) < 1e-6
     assert out["psnr"].item() == 1.0

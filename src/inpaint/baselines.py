@@ -69,7 +69,9 @@ def inpaint_opencv_batch(
     if method not in BASELINES:
         raise ValueError(f"unknown baseline {method!r}; choose from {sorted(BASELINES)}")
     if image.dim() != 4 or image.shape[1] != 3 or mask.shape != (image.shape[0], 1, *image.shape[-2:]):
-        raise ValueError(f"expected image (B,3,H,W) and mask (B,1,H,W), got {tuple(image.shape)} and {tuple(mask.shape)}")
+        raise ValueError(
+            f"expected image (B,3,H,W) and mask (B,1,H,W), got {tuple(image.shape)} and {tuple(mask.shape)}"
+        )
     fn = BASELINES[method]
     img = image.detach().float().clamp(0, 1)
     valid = mask.detach().float() > 0.5

@@ -26,7 +26,7 @@ import inspect
 import json
 import os
 import pickle
-import tempfile
+import secrets
 import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -61,6 +61,8 @@ ALLOWED_MODEL_TARGETS: Mapping[str, tuple[str, str]] = {
 }
 
 _PRIMITIVES = (bool, int, float, str, type(None))
+# Phrases of torch's weights-only unpickler that mean "this pickle names code or a class" (as opposed to junk bytes).
+_REFUSALS = ("GLOBAL", "global", "Can only create new object", "Can only build", "reduce")
 # Where a Lightning checkpoint keeps the U-Net: hyper-parameter key and the matching state-dict prefix, in the order
 # tried. `inpaint.module.InpaintingModule` stores it as `net`; `model` is accepted as well.
 NET_KEYS: tuple[str, ...] = ("net", "model")
@@ -83,9 +85,9 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    # A fresh unique name that the writer creates itself, so the file gets the usual umask permissions (mkstemp's
+    # would be 0600).
+    tmp = path.with_name(f".{path.stem}.{secrets.token_hex(6)}.tmp{path.suffix}")
     try:
         yield tmp
         os.replace(tmp, path)
@@ -127,17 +129,29 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     except pickle.UnpicklingError as e:
         msg = str(e)
         # torch's message says how to bypass the check; keep only the part that says what was found.
-        detail = next((line.strip() for line in msg.splitlines() if "WeightsUnpickler error" in line), msg[:300])
-        if "Unsupported global" in msg or "not an allowed global" in msg or "WeightsUnpickler" in msg:
+        detail = next(
+            (
+                ln.split("WeightsUnpickler error:", 1)[1].strip()
+                for ln in msg.splitlines()
+                if "WeightsUnpickler error:" in ln
+            ),
+            "",
+        )
+        detail = detail or msg.splitlines()[0][:300]
+        if any(word in detail for word in _REFUSALS):
             raise UnsafeCheckpointError(
                 f"refusing to load {path}: it contains pickled objects other than tensors and plain data, which "
-                f"could run code when unpickled ({detail}). inpaint only loads checkpoints with "
-                f"torch.load(weights_only=True); re-export the weights from a trusted environment with "
+                f"could run code when unpickled ({detail.split('. Please use')[0]}). inpaint only loads checkpoints "
+                f"with torch.load(weights_only=True); re-export the weights from a trusted environment with "
                 f"`python -m inpaint.export`, or save only tensors and primitive hyper-parameters."
             ) from None
-        raise CheckpointError(f"cannot read checkpoint {path}: {detail}") from None
+        raise CheckpointError(
+            f"cannot read checkpoint {path} (not a torch/Lightning checkpoint?): {detail}"
+        ) from None
     except Exception as e:  # the parser fails in many ways on junk (IndexError, EOFError, RuntimeError, ...)
-        raise CheckpointError(f"cannot read checkpoint {path} (not a torch/Lightning checkpoint?): {e}") from None
+        raise CheckpointError(
+            f"cannot read checkpoint {path} (not a torch/Lightning checkpoint?): {e}"
+        ) from None
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(ckpt).__name__}, expected a dict")
     return ckpt
@@ -260,7 +274,9 @@ def load_net_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]
     return model_state_dict(load_checkpoint(path), source=str(path))
 
 
-def load_model(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+def load_model(
+    path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
+) -> tuple[nn.Module, dict[str, Any]]:
     """Load a checkpoint or export safely and return ``(model in eval mode, model config)``.
 
     Raises:

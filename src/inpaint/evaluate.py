@@ -39,7 +39,7 @@ from torch import nn
 from inpaint.baselines import BASELINES, inpaint_opencv_batch
 from inpaint.checkpoint import atomic_output
 from inpaint.hole_ratio import BIN_NAMES, hole_ratio_bin
-from inpaint.metrics import BASE_METRICS, BinnedImageMetrics, image_metrics
+from inpaint.metrics import BinnedImageMetrics, image_metrics
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -53,8 +53,12 @@ __all__ = [
     "EvaluationReport",
     "Example",
     "evaluate",
+    "build_eval_loader",
+    "find_latest_checkpoint",
+    "load_config",
     "main",
     "plot_metrics_per_bin",
+    "run",
 ]
 
 log = logging.getLogger(__name__)
@@ -78,6 +82,7 @@ _DISPLAY: dict[str, tuple[str, float, int, bool]] = {
 LPIPS_WEIGHTS = "alexnet-owt-7be5be79.pth"
 FID_WEIGHTS = "weights-inception-2015-12-05-6726825d.pth"
 WEIGHT_MODES = ("auto", "on", "off")
+_CONF_DIR = Path(__file__).resolve().parent / "conf"  # the project's conf/ (a symlink in the source tree)
 
 Batch = tuple[torch.Tensor, torch.Tensor] | Mapping[str, Any]
 
@@ -201,7 +206,12 @@ class EvaluationReport:
         if not examples:
             raise ValueError(f"no {which!r} examples in this report (have: {sorted(self.examples)})")
         columns = ["input", *[m for m in self.methods if m != MODEL_METHOD], MODEL_METHOD, "target"]
-        labels = {"input": "input (holes white)", "target": "ground truth", **METHOD_LABELS, MODEL_METHOD: "PConv (model)"}
+        labels = {
+            "input": "input (holes white)",
+            "target": "ground truth",
+            **METHOD_LABELS,
+            MODEL_METHOD: "PConv (model)",
+        }
         return _grid(
             [[ex.images[c] for c in columns] for ex in examples],
             [labels.get(c, c) for c in columns],
@@ -277,7 +287,17 @@ def _grid(rows: list[list[torch.Tensor]], col_labels: list[str], row_labels: lis
     for i, row in enumerate(rows):
         y = head + i * (th + cap + pad)
         for j, img in enumerate(row):
-            arr = img.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+            arr = (
+                img.detach()
+                .float()
+                .clamp(0, 1)
+                .mul(255)
+                .round()
+                .to(torch.uint8)
+                .permute(1, 2, 0)
+                .cpu()
+                .numpy()
+            )
             tile = Image.fromarray(arr)
             if zoom > 1:
                 tile = tile.resize((tw, th), Image.Resampling.NEAREST)
@@ -335,7 +355,10 @@ def _build_fid(mode: str, methods: Sequence[str]) -> tuple[dict[str, nn.Module] 
     try:
         import torch_fidelity  # noqa: F401
     except ImportError:
-        return None, "needs the torch-fidelity package (pip install torch-fidelity) and its Inception weights"
+        reason = "needs the torch-fidelity package (pip install torch-fidelity) and its Inception weights"
+        if mode == "on":
+            raise RuntimeError(f"fid=on but FID {reason}") from None
+        return None, reason
     weights = _weights_file(FID_WEIGHTS)
     if mode == "auto" and not weights.is_file():
         return None, (
@@ -355,7 +378,9 @@ def _unpack(batch: Batch, start: int) -> tuple[torch.Tensor, torch.Tensor, list[
     elif isinstance(batch, list | tuple) and len(batch) >= 2:
         image, mask, names = batch[0], batch[1], None
     else:
-        raise TypeError(f"a batch must be (image, mask) or a dict with 'image' and 'mask', got {type(batch).__name__}")
+        raise TypeError(
+            f"a batch must be (image, mask) or a dict with 'image' and 'mask', got {type(batch).__name__}"
+        )
     image, mask = torch.as_tensor(image), torch.as_tensor(mask)
     if mask.dim() == 3:
         mask = mask.unsqueeze(1)
@@ -439,7 +464,7 @@ def evaluate(
     unknown = [b for b in baselines if b not in BASELINES]
     if unknown:
         raise ValueError(f"unknown baselines {unknown}; available: {sorted(BASELINES)}")
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # the plain text bar: tqdm.auto needs ipywidgets in notebooks
 
     predict = _as_predictor(model, device)
     methods = [MODEL_METHOD, *baselines]
@@ -463,32 +488,35 @@ def evaluate(
         image, mask, names = _unpack(batch, seen)
         if max_images is not None:
             keep = max_images - seen
-            if keep <= 0:
-                break
             image, mask, names = image[:keep], mask[:keep], names[:keep]
         n = image.shape[0]
         # float64 ratio: a float32 0.1 (= 0.1 + 1.5e-9) would fall past hole_ratio_bin's tolerance into the next bin.
         ratio = 1.0 - mask.double().flatten(1).mean(dim=1)
         bins = hole_ratio_bin(ratio)
+        # Methods only ever see the known pixels: hole content is zeroed, so nothing can leak from the target.
+        masked = image * mask
         outputs: dict[str, torch.Tensor] = {}
         model_psnr = torch.empty(0)
         for method in methods:
             t0 = time.perf_counter()
             if method == MODEL_METHOD:
-                out = predict(image, mask).float().cpu()
+                out = predict(masked, mask).float().cpu()
                 if out.shape != image.shape:
                     raise ValueError(f"the model returned {tuple(out.shape)} for images {tuple(image.shape)}")
-                # Composite again: any callable is accepted, and the metrics must see known pixels untouched.
-                out = mask * image + (1 - mask) * out.clamp(0, 1)
+                out = out.clamp(0, 1)
             else:
-                out = inpaint_opencv_batch(image, mask, method)
+                out = inpaint_opencv_batch(masked, mask, method)
             seconds[method] += time.perf_counter() - t0
+            # Known pixels exactly as in the target (float, not quantised by OpenCV's uint8).
+            out = mask * image + (1 - mask) * out
             outputs[method] = out
             values = image_metrics(out, image)
             if method == MODEL_METHOD:
                 model_psnr = values["psnr"]
             if lpips_net is not None:
-                values["lpips"] = lpips_net(out.to(run_on), image.to(run_on), normalize=True).flatten().float().cpu()
+                values["lpips"] = (
+                    lpips_net(out.to(run_on), image.to(run_on), normalize=True).flatten().float().cpu()
+                )
             binned[method].update(out, image, ratio, precomputed=values)
             if fid_metrics is not None:
                 fid_metrics[method].update(image, real=True)
@@ -515,6 +543,8 @@ def evaluate(
             worst = _keep(worst, batch_examples, num_examples, key=lambda e: e.score)
         seen += n
         bar.set_postfix(images=seen)
+        if max_images is not None and seen >= max_images:
+            break
     bar.close()
     if seen == 0:
         raise ValueError("no images to evaluate: the data yielded no batches")
@@ -559,18 +589,52 @@ def _resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def build_eval_loader(cfg: DictConfig) -> Iterable[Batch]:
+    """The ``cfg.split`` loader of the data module built from ``cfg.data`` / ``cfg.masks``, with the evaluation's
+    ``batch_size`` and ``num_workers``."""
+    from omegaconf import OmegaConf
+
+    from inpaint.data import build_datamodule
+
+    if cfg.split not in ("test", "val"):
+        raise ValueError(f"split must be 'test' or 'val', got {cfg.split!r}")
+    data_cfg = OmegaConf.to_container(cfg.data, resolve=True)
+    assert isinstance(data_cfg, dict)
+    data_cfg.update(batch_size=int(cfg.batch_size), num_workers=int(cfg.num_workers))
+    datamodule = build_datamodule(data_cfg, cfg.masks)
+    return datamodule.test_dataloader() if cfg.split == "test" else datamodule.val_dataloader()
+
+
+def load_config(overrides: Sequence[str] = ()) -> DictConfig:
+    """``conf/evaluate.yaml`` composed with Hydra overrides, outside a Hydra app (notebooks, scripts).
+
+    Without a Hydra run there is no run directory, so pass ``output_dir=...`` among the overrides.
+    """
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(_CONF_DIR), version_base="1.3"):
+        return compose(config_name="evaluate", overrides=list(overrides))
+
+
+def find_latest_checkpoint(root: str | Path = "outputs") -> Path:
+    """The most recently written ``last.ckpt`` under ``root`` (e.g. after ``make train``)."""
+    found = sorted(Path(root).glob("**/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise FileNotFoundError(
+            f"no */checkpoints/last.ckpt under {Path(root).resolve()}; train one with `make train`"
+        )
+    return found[-1]
+
+
 def run(cfg: DictConfig) -> EvaluationReport:
     """Evaluate as configured by ``conf/evaluate.yaml`` and write the report into ``cfg.output_dir``."""
     from omegaconf import OmegaConf
 
-    from inpaint.data import build_eval_dataset
     from inpaint.inference import Inpainter
 
-    if not cfg.get("ckpt_path"):
-        raise SystemExit("ckpt_path is required: python -m inpaint.evaluate ckpt_path=path/to/last.ckpt ...")
     device = _resolve_device(str(cfg.device))
     inpainter = Inpainter.from_checkpoint(cfg.ckpt_path, device=device)
-    dataset = build_eval_dataset(cfg.data, cfg.masks, split=cfg.split)
+    loader = build_eval_loader(cfg)
     info = {
         "checkpoint": str(cfg.ckpt_path),
         "model": inpainter.config,
@@ -581,10 +645,8 @@ def run(cfg: DictConfig) -> EvaluationReport:
     }
     report = evaluate(
         inpainter,
-        dataset,
+        loader,
         baselines=list(cfg.baselines),
-        batch_size=int(cfg.batch_size),
-        num_workers=int(cfg.num_workers),
         max_images=cfg.get("max_images"),
         lpips=str(cfg.lpips),
         fid=str(cfg.fid),
@@ -592,9 +654,7 @@ def run(cfg: DictConfig) -> EvaluationReport:
         progress=bool(cfg.progress),
         info=info,
     )
-    written = report.save(cfg.output_dir)
-    print(report.to_markdown())
-    for kind, path in written.items():
+    for kind, path in report.save(cfg.output_dir).items():
         log.info("wrote %s: %s", kind, path)
     return report
 
@@ -603,7 +663,19 @@ def main() -> None:
     """Console entry point (``inpaint-evaluate``): a Hydra app over ``conf/evaluate.yaml``."""
     import hydra
 
-    hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")(run)()
+    from inpaint.checkpoint import CheckpointError
+
+    def app(cfg: DictConfig) -> None:
+        try:
+            print(run(cfg).to_markdown())
+        except (CheckpointError, FileNotFoundError) as e:
+            # A user error, not a bug: one clear line instead of Hydra's traceback dump.
+            log.error("%s", e)
+            raise SystemExit(1) from None
+
+    # An absolute path: a relative one is resolved as the module `inpaint.conf` when started as a console script,
+    # which is not a Python package.
+    hydra.main(version_base="1.3", config_path=str(_CONF_DIR), config_name="evaluate")(app)()
 
 
 if __name__ == "__main__":

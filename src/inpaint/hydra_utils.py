@@ -31,16 +31,32 @@ def print_config_tree(cfg: DictConfig, save_to: Path | None = None) -> str:
 
     tree = Tree("config", guide_style="dim")
     first = ["data", "masks", "model", "loss", "trainer", "callbacks", "logger", "paths"]
-    keys = [k for k in first if k in cfg] + [k for k in cfg if k not in first]
+    # A composed config (tests, the compose API) may carry Hydra's own node; runs under @hydra.main do not.
+    keys = [k for k in first if k in cfg] + [k for k in cfg if k not in first and k != "hydra"]
+    scalars = {}
     for key in keys:
         node = cfg[key]
-        body = OmegaConf.to_yaml(node, resolve=True) if isinstance(node, DictConfig) else str(node)
-        tree.add(str(key)).add(Syntax(body, "yaml", theme="ansi_dark"))
+        if isinstance(node, DictConfig):
+            tree.add(str(key)).add(Syntax(OmegaConf.to_yaml(node, resolve=True), "yaml", theme="ansi_dark"))
+        else:
+            scalars[key] = node
+    if scalars:
+        tree.add("run").add(Syntax(OmegaConf.to_yaml(OmegaConf.create(scalars)), "yaml", theme="ansi_dark"))
     Console().print(tree)
-    text = OmegaConf.to_yaml(cfg, resolve=True)
+    text = OmegaConf.to_yaml(run_config(cfg))
     if save_to is not None:
         write_text_atomic(save_to, text)
     return text
+
+
+def run_config(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config as plain containers, without Hydra's own node."""
+    out: dict[str, Any] = {}
+    for key in cfg:
+        if key != "hydra":
+            node = cfg[key]
+            out[str(key)] = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+    return out
 
 
 def instantiate_list(group: Mapping[str, Any] | None) -> list[Any]:

@@ -35,7 +35,9 @@ def image_to_uint8_array(image: np.ndarray | Image.Image, name: str = "image") -
         return np.asarray(image.convert("RGB"))
     arr = np.asarray(image)
     if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
-        raise ValueError(f"{name} must be an HxWx3 uint8 array or a PIL image, got {arr.dtype} array of shape {arr.shape}")
+        raise ValueError(
+            f"{name} must be an HxWx3 uint8 array or a PIL image, got {arr.dtype} array of shape {arr.shape}"
+        )
     return arr
 
 
@@ -78,9 +80,8 @@ def pad_to_multiple(
     h, w = image.shape[-2:]
     ph, pw = (-h) % multiple, (-w) % multiple
     if ph or pw:
-        # Replicate keeps the padded image statistics close to the border; its value is irrelevant anyway since
-        # the mask marks it as hole and the network multiplies the input by the mask.
-        image = F.pad(image, (0, pw, 0, ph), mode="replicate")
+        # The padded pixels' value does not matter: the mask marks them as hole and the network zeroes holes.
+        image = F.pad(image, (0, pw, 0, ph), value=0.0)
         mask = F.pad(mask, (0, pw, 0, ph), value=0.0)
     return image, mask, (h, w)
 
@@ -132,7 +133,9 @@ class Inpainter:
         if image.dim() != 4 or image.shape[1] != 3:
             raise ValueError(f"image must be (B, 3, H, W), got {tuple(image.shape)}")
         if mask.dim() != 4 or mask.shape[1] != 1 or mask.shape[-2:] != image.shape[-2:]:
-            raise ValueError(f"mask must be (B, 1, {image.shape[-2]}, {image.shape[-1]}), got {tuple(mask.shape)}")
+            raise ValueError(
+                f"mask must be (B, 1, {image.shape[-2]}, {image.shape[-1]}), got {tuple(mask.shape)}"
+            )
         out_device = image.device
         image = image.to(self.device, torch.float32)
         mask = (mask.to(self.device, torch.float32) > 0.5).float()
@@ -145,7 +148,9 @@ class Inpainter:
     @overload
     def __call__(self, image: np.ndarray, mask: np.ndarray | Image.Image) -> np.ndarray: ...
 
-    def __call__(self, image: np.ndarray | Image.Image, mask: np.ndarray | Image.Image) -> np.ndarray | Image.Image:
+    def __call__(
+        self, image: np.ndarray | Image.Image, mask: np.ndarray | Image.Image
+    ) -> np.ndarray | Image.Image:
         """Inpaint one image.
 
         Args:
@@ -159,7 +164,9 @@ class Inpainter:
         arr = image_to_uint8_array(image)
         valid = hole_mask_to_valid(mask)
         if valid.shape != arr.shape[:2]:
-            raise ValueError(f"mask is {valid.shape[1]}x{valid.shape[0]} (WxH) but image is {arr.shape[1]}x{arr.shape[0]}")
+            raise ValueError(
+                f"mask is {valid.shape[1]}x{valid.shape[0]} (WxH) but image is {arr.shape[1]}x{arr.shape[0]}"
+            )
         if valid.all():
             log.warning("mask has no hole pixels (nonzero = hole); returning the image unchanged")
             out = arr.copy()

@@ -94,9 +94,14 @@ BASE_METRICS: tuple[str, ...] = ("l1", "psnr", "ssim")
 _SCALED = {"psnr": psnr_per_image, "ssim": ssim_per_image}
 
 
-def image_metrics(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> dict[str, torch.Tensor]:
+def image_metrics(
+    pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0
+) -> dict[str, torch.Tensor]:
     """``{"l1", "psnr", "ssim"}`` of each image, (B,) float32 each; shapes as :func:`l1_per_image`."""
-    return {"l1": l1_per_image(pred, target), **{m: fn(pred, target, data_range) for m, fn in _SCALED.items()}}
+    return {
+        "l1": l1_per_image(pred, target),
+        **{m: fn(pred, target, data_range) for m, fn in _SCALED.items()},
+    }
 
 
 class BinnedImageMetrics(Metric):
@@ -124,7 +129,9 @@ class BinnedImageMetrics(Metric):
     def __init__(self, data_range: float = 1.0, extra_metrics: Sequence[str] = (), **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.data_range = data_range
-        self.metric_names: tuple[str, ...] = BASE_METRICS + tuple(m for m in extra_metrics if m not in BASE_METRICS)
+        self.metric_names: tuple[str, ...] = BASE_METRICS + tuple(
+            m for m in extra_metrics if m not in BASE_METRICS
+        )
         # One slot per bin plus a last slot for out-of-bin images. float64 sums: thousands of PSNR values
         # (~30 each) summed in float32 would lose a few thousandths of a dB.
         n = len(BIN_NAMES) + 1
@@ -149,7 +156,9 @@ class BinnedImageMetrics(Metric):
         """
         hole_ratio = torch.as_tensor(hole_ratio).reshape(-1)
         if hole_ratio.numel() != pred.shape[0]:
-            raise ValueError(f"hole_ratio has {hole_ratio.numel()} entries for a batch of {pred.shape[0]} images")
+            raise ValueError(
+                f"hole_ratio has {hole_ratio.numel()} entries for a batch of {pred.shape[0]} images"
+            )
         values = dict(precomputed or {})
         missing = [m for m in self.metric_names if m not in values]
         if any(m not in BASE_METRICS for m in missing):

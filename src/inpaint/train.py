@@ -16,7 +16,7 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from inpaint.hydra_utils import instantiate_list, print_config_tree, write_text_atomic
+from inpaint.hydra_utils import instantiate_list, print_config_tree, run_config, write_text_atomic
 
 log = logging.getLogger("inpaint.train")
 
@@ -26,6 +26,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from inpaint.data import build_datamodule
 
     output_dir = Path(cfg.paths.output_dir)
+    if cfg.model.get("finetune") and not cfg.model.get("init_from") and not cfg.get("ckpt_path"):
+        raise ValueError(
+            "Fine-tuning (model.finetune=true) starts from phase-1 weights: pass model.init_from=<phase-1 checkpoint> "
+            "(or ckpt_path=<a fine-tuning checkpoint> to resume one)."
+        )
     if cfg.get("print_config", True):
         print_config_tree(cfg, save_to=output_dir / "config_tree.yaml")
     if cfg.get("seed") is not None:
@@ -43,7 +48,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if trainer.is_global_zero:
         write_text_atomic(output_dir / "run_info.yaml", OmegaConf.to_yaml(run_info))
     for logger in trainer.loggers:
-        logger.log_hyperparams({"config": OmegaConf.to_container(cfg, resolve=True), **run_info})
+        logger.log_hyperparams({"config": run_config(cfg), **run_info})
 
     try:
         if cfg.get("train", True):
@@ -63,8 +68,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         print(f"\nOutputs: {output_dir}")
         if best:
             print(f"Best checkpoint: {best}")
-        if ckpt_cb is not None and getattr(ckpt_cb, "last_model_path", ""):
-            print(f"Last checkpoint: {ckpt_cb.last_model_path}")
+        last = output_dir / "checkpoints" / "last.ckpt"
+        if last.is_file():
+            print(f"Last checkpoint: {last}")
         if "val/psnr" in metrics:
             print(
                 f"Validation PSNR {metrics['val/psnr']:.2f} dB, SSIM {metrics.get('val/ssim', float('nan')):.4f}"

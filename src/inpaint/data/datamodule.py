@@ -91,6 +91,7 @@ class InpaintDataLoader(DataLoader):
         self.split = split
         self._passes = 0
         self._skips_at_start = 0
+        self._last_pass: _PassIterator | None = None
 
     def __len__(self) -> int:
         ds = self.dataset
@@ -99,6 +100,8 @@ class InpaintDataLoader(DataLoader):
         return super().__len__()
 
     def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+        if self._last_pass is not None:
+            self._last_pass._finish()  # a pass cut short (e.g. limit_train_batches) is reported now
         ds = self.dataset
         epoch = self.epoch_fn() if self.epoch_fn is not None else None
         epoch = self._passes if epoch is None else int(epoch)
@@ -112,7 +115,8 @@ class InpaintDataLoader(DataLoader):
             length: int | None = len(self)
         except TypeError:
             length = None
-        return _PassIterator(super().__iter__(), length, lambda: self._report(epoch))
+        self._last_pass = _PassIterator(super().__iter__(), length, lambda: self._report(epoch))
+        return self._last_pass
 
     def _report(self, epoch: int) -> None:
         ds = self.dataset
@@ -140,8 +144,8 @@ class InpaintingDataModule(pl.LightningDataModule):
 
     def __init__(self, data_cfg: Mapping[str, Any], masks_cfg: Mapping[str, Any]) -> None:
         super().__init__()
-        self.data_cfg: dict[str, Any] = dict(to_plain(data_cfg))
-        self.masks_cfg: dict[str, Any] = dict(to_plain(masks_cfg))
+        self.data_cfg: dict[str, Any] = dict(to_plain(data_cfg, "data config"))
+        self.masks_cfg: dict[str, Any] = dict(to_plain(masks_cfg, "masks config"))
         c = self.data_cfg
         for key in ("image_size", "batch_size", "num_workers"):
             if key not in c:
@@ -222,6 +226,7 @@ class InpaintingDataModule(pl.LightningDataModule):
             seed=seed,
             length=length,
             repeats=repeats,
+            cache_decoded=bool(c.get("cache_decoded", False)),
         )
         log.info(
             "%s: %d images from %s (%d samples per epoch)", split, len(records), c.get("source"), len(ds)
@@ -282,7 +287,9 @@ class InpaintingDataModule(pl.LightningDataModule):
         workers = self.num_workers
         pin = bool(c.get("pin_memory", True))
         if pin and not torch.cuda.is_available():
-            log.info("pin_memory requested but no CUDA device is available; not pinning")
+            if not getattr(self, "_pin_logged", False):
+                log.info("pin_memory requested but no CUDA device is available; not pinning")
+                self._pin_logged = True
             pin = False
         kwargs: dict[str, Any] = {
             "batch_size": self.batch_size,

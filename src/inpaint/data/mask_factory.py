@@ -106,15 +106,20 @@ PRESETS["mixed"] = {
 _TUPLE_FIELDS = {"num_lines", "num_circles", "num_ellipses", "num_strokes", "num_boxes", "box_size"}
 
 
-def to_plain(cfg: Any) -> Any:
-    """OmegaConf containers (or anything else) to plain dicts/lists, resolving interpolations."""
-    try:
-        from omegaconf import DictConfig, ListConfig, OmegaConf
+def to_plain(cfg: Any, what: str = "config") -> Any:
+    """OmegaConf containers (or anything else) to plain dicts/lists, resolving interpolations.
 
-        if isinstance(cfg, DictConfig | ListConfig):
+    Raises:
+        ValueError: a required value (``???``) is referenced but unset, naming the key (e.g. ``masks.root``).
+    """
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    if isinstance(cfg, DictConfig | ListConfig):
+        try:
             return OmegaConf.to_container(cfg, resolve=True)
-    except ImportError:  # pragma: no cover - omegaconf is a dependency
-        pass
+        except OmegaConfBaseException as err:
+            raise ValueError(f"{what}: {err} (set the missing value, e.g. on the command line)") from err
     return copy.deepcopy(cfg)
 
 
@@ -237,7 +242,7 @@ def build_mask_provider(masks_cfg: Mapping[str, Any], split: str) -> MaskProvide
     Train uses the ``train`` spec with fresh masks each epoch; val and test use the ``eval`` spec (fixed), with
     different draws for val and test when the masks are generated.
     """
-    cfg = to_plain(masks_cfg)
+    cfg = to_plain(masks_cfg, "masks config")
     if split not in STREAM_TAGS:
         raise ValueError(f"split must be one of {sorted(STREAM_TAGS)}, got {split!r}")
     seed = int(cfg.get("seed", 0))

@@ -84,7 +84,7 @@ def detect_polarity(files: Sequence[Path], probe: int = 64) -> str:
     polarity = "black_hole" if inverted > 0.5 else "white_hole"
     msg = "mask polarity of %s: %s (%.0f%% of %d probed files are > %.0f%% white)"
     args = (files[0].parent, polarity, 100 * inverted, len(idx), 100 * INVERTED_THRESHOLD)
-    if 0.3 < inverted < 0.7:
+    if 0.4 <= inverted <= 0.6:
         log.warning(msg + "; ambiguous, set polarity explicitly", *args)
     else:
         log.info(msg, *args)

@@ -58,30 +58,27 @@ def expand_shard_urls(spec: str | Sequence[str], root: str | os.PathLike[str] | 
     Raises:
         DatasetLayoutError: a local pattern matches no file.
     """
-    import braceexpand
+    from webdataset.shardlists import expand_urls  # "::" lists, {a..b} ranges, $WDS_ variables
 
     specs = [spec] if isinstance(spec, str) else list(spec)
+    items = [item for s in specs for item in expand_urls(str(s))]
     urls: list[str] = []
-    for s in specs:
-        for part in str(s).split("::"):
-            for item in braceexpand.braceexpand(part):
-                if _is_remote(item):
-                    urls.append(item)
-                    continue
-                path = Path(os.path.expanduser(item))
-                if not path.is_absolute() and root is not None:
-                    path = Path(os.path.expanduser(str(root))) / path
-                if any(c in str(path) for c in "*?["):
-                    matches = sorted(glob.glob(str(path)))
-                    if not matches:
-                        raise DatasetLayoutError(
-                            f"shards: pattern {path} matches no file (expected tar shards)"
-                        )
-                    urls.extend(matches)
-                elif path.is_file():
-                    urls.append(str(path))
-                else:
-                    raise DatasetLayoutError(f"shards: {path} not found (expected a tar shard)")
+    for item in items:
+        if _is_remote(item):
+            urls.append(item)
+            continue
+        path = Path(os.path.expanduser(item))
+        if not path.is_absolute() and root is not None:
+            path = Path(os.path.expanduser(str(root))) / path
+        if any(c in str(path) for c in "*?["):
+            matches = sorted(glob.glob(str(path)))
+            if not matches:
+                raise DatasetLayoutError(f"shards: pattern {path} matches no file (expected tar shards)")
+            urls.extend(matches)
+        elif path.is_file():
+            urls.append(str(path))
+        else:
+            raise DatasetLayoutError(f"shards: {path} not found (expected a tar shard)")
     if not urls:
         raise DatasetLayoutError(f"shards: no shards in {spec!r}")
     return urls

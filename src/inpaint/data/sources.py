@@ -285,14 +285,14 @@ def folder_records(
         _check_some_exist(records, "folder", f"the images listed in {lf}")
         return records
     records = []
-    for dirpath, dirnames, filenames in os.walk(base, followlinks=True):
-        dirnames.sort()
-        for name in sorted(filenames):
+    for dirpath, _dirnames, filenames in os.walk(base, followlinks=True):
+        for name in filenames:
             if os.path.splitext(name)[1].lower() in exts:
                 path = os.path.join(dirpath, name)
                 records.append(ImageRecord(os.path.relpath(path, base), path))
     if not records:
         raise DatasetLayoutError(f"folder: no images found under {base}; expected {expected}")
+    records.sort(key=lambda r: r.key)  # one total order, independent of how the file system lists entries
     return records
 
 

@@ -1,0 +1,223 @@
+"""Command line inpainting: ``python -m inpaint.predict`` (console script ``inpaint-predict``).
+
+One image::
+
+    python -m inpaint.predict -c last.ckpt -i photo.jpg -m photo_mask.png -o filled.png
+
+Folders (masks matched to images by name: ``a.jpg`` <- ``a.png`` or ``a_mask*.png``)::
+
+    python -m inpaint.predict -c last.ckpt -i images/ -m masks/ -o results/
+
+Masks: **nonzero (white) = hole to fill** (OpenCV / LaMa); 0/255 and 0/1 files both work. ``--invert-mask`` for masks
+where black marks the holes. Outputs are written atomically (temporary file + rename). A bad input (missing or
+unreadable file, size mismatch, a mask without holes or with nothing but holes) is reported with its file name; in
+folder mode the other pairs are still processed, and the exit status is 1 if anything failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from inpaint.checkpoint import CheckpointError, atomic_output
+
+__all__ = ["InputError", "find_pairs", "load_mask", "main", "predict_pair"]
+
+log = logging.getLogger(__name__)
+
+
+class InputError(ValueError):
+    """An input image or mask cannot be used; the message names the file."""
+
+
+@dataclass(frozen=True)
+class Pair:
+    image: Path
+    mask: Path
+    output: Path
+
+
+def load_mask(path: Path, invert: bool = False) -> np.ndarray:
+    """Read a mask file as an (H, W) bool array, True = hole (nonzero pixel; zero pixel with ``invert``)."""
+    from inpaint.data.imageio import ImageDecodeError, load_rgb
+
+    try:
+        rgb = load_rgb(path)
+    except ImageDecodeError as e:
+        raise InputError(str(e)) from None
+    hole = rgb.max(axis=2) > 0
+    hole = ~hole if invert else hole
+    if not hole.any():
+        hint = "" if invert else "; if your masks mark holes in black, pass --invert-mask"
+        raise InputError(
+            f"{path}: mask has no hole pixels (holes are {'zero' if invert else 'nonzero'} pixels){hint}"
+        )
+    if hole.all():
+        raise InputError(
+            f"{path}: every pixel is a hole, nothing to inpaint from "
+            f"({'drop' if invert else 'pass'} --invert-mask if black marks the holes)"
+        )
+    return hole
+
+
+def _load_image(path: Path) -> np.ndarray:
+    from inpaint.data.imageio import ImageDecodeError, load_rgb
+
+    try:
+        return load_rgb(path)
+    except ImageDecodeError as e:
+        raise InputError(str(e)) from None
+
+
+def predict_pair(inpainter: object, pair: Pair, invert_mask: bool = False) -> Path:
+    """Inpaint one image with its mask and write the result atomically; returns the output path.
+
+    Raises:
+        InputError: unreadable image or mask, size mismatch, empty or full mask.
+    """
+    image = _load_image(pair.image)
+    hole = load_mask(pair.mask, invert_mask)
+    if hole.shape != image.shape[:2]:
+        raise InputError(
+            f"size mismatch: image {pair.image} is {image.shape[1]}x{image.shape[0]} but mask {pair.mask} is "
+            f"{hole.shape[1]}x{hole.shape[0]} (WxH)"
+        )
+    result = inpainter(image, hole)  # type: ignore[operator]
+    with atomic_output(pair.output) as tmp:
+        Image.fromarray(result).save(tmp)
+    return pair.output
+
+
+def _images_in(folder: Path) -> list[Path]:
+    from inpaint.data.imageio import is_image_file
+
+    return sorted(
+        p for p in folder.iterdir() if p.is_file() and is_image_file(p) and not p.name.startswith(".")
+    )
+
+
+def find_pairs(image_dir: Path, mask_dir: Path, output_dir: Path) -> tuple[list[Pair], list[str]]:
+    """Match images to masks by name.
+
+    An image ``<stem>.<ext>`` takes the mask ``<stem>.<any image ext>`` from ``mask_dir`` or, failing that, the one
+    file ``<stem>_mask*.<ext>`` (LaMa's naming). Files named ``*_mask*`` are never treated as images, so masks may
+    live in the image folder. Outputs are ``output_dir/<stem>.png``.
+
+    Returns:
+        ``(pairs, problems)``: problems name images without a mask (or with several candidates).
+    """
+    masks = _images_in(mask_dir)
+    by_stem: dict[str, list[Path]] = {}
+    for m in masks:
+        by_stem.setdefault(m.stem, []).append(m)
+    pairs: list[Pair] = []
+    problems: list[str] = []
+    for image in _images_in(image_dir):
+        if "_mask" in image.stem:
+            continue
+        exact = [m for m in by_stem.get(image.stem, []) if m.resolve() != image.resolve()]
+        candidates = exact or [m for m in masks if m.stem.startswith(f"{image.stem}_mask")]
+        if len(candidates) == 1:
+            pairs.append(Pair(image, candidates[0], output_dir / f"{image.stem}.png"))
+        elif not candidates:
+            problems.append(
+                f"{image}: no mask named {image.stem}.<ext> or {image.stem}_mask*.<ext> in {mask_dir}"
+            )
+        else:
+            names = ", ".join(c.name for c in candidates)
+            problems.append(f"{image}: several masks match ({names}); keep one")
+    return pairs, problems
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="inpaint-predict",
+        description="Fill the holes of images with a trained partial-convolution U-Net. "
+        "Masks: nonzero (white) = hole to fill.",
+    )
+    p.add_argument(
+        "-c", "--checkpoint", required=True, type=Path, help="Lightning .ckpt or exported .safetensors"
+    )
+    p.add_argument("-i", "--image", required=True, type=Path, help="image file, or a folder of images")
+    p.add_argument(
+        "-m", "--mask", required=True, type=Path, help="mask file, or a folder of masks matched by name"
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        type=Path,
+        help="output file (one image) or folder (folders / one image)",
+    )
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default: cpu)")
+    p.add_argument(
+        "--invert-mask", action="store_true", help="masks mark holes in black (zero) instead of white"
+    )
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 ok, 1 some input failed, 2 usage error)."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+    def fail(msg: str, code: int = 1) -> int:
+        print(f"error: {msg}", file=sys.stderr)
+        return code
+
+    image, mask, output = args.image, args.mask, args.output
+    for path, what in ((args.checkpoint, "checkpoint"), (image, "image"), (mask, "mask")):
+        if not path.exists():
+            return fail(f"{what} not found: {path}")
+    if image.is_dir() != mask.is_dir():
+        return fail(f"--image and --mask must both be files or both be folders (got {image} and {mask})", 2)
+    if image.is_dir():
+        if output.exists() and not output.is_dir():
+            return fail(f"--output must be a folder when --image is a folder; {output} is a file", 2)
+        pairs, problems = find_pairs(image, mask, output)
+        if not pairs and not problems:
+            return fail(f"no images found in {image}")
+    else:
+        out = output / f"{image.stem}.png" if output.is_dir() else output
+        if out.suffix.lower() not in Image.registered_extensions():
+            return fail(f"cannot write {out}: unknown image format {out.suffix!r} (use e.g. .png)", 2)
+        pairs, problems = [Pair(image, mask, out)], []
+
+    from inpaint.inference import Inpainter
+
+    try:
+        inpainter = Inpainter.from_checkpoint(args.checkpoint, device=args.device)
+    except CheckpointError as e:
+        return fail(str(e))
+    except (RuntimeError, ValueError) as e:  # e.g. an unavailable device
+        return fail(f"cannot set up the model on device {args.device!r}: {e}")
+
+    written = 0
+    for pair in pairs:
+        try:
+            predict_pair(inpainter, pair, args.invert_mask)
+            written += 1
+            log.info("%s + %s -> %s", pair.image, pair.mask, pair.output)
+        except (
+            InputError,
+            OSError,
+        ) as e:  # OSError: the output could not be written (permissions, disk full)
+            problems.append(str(e))
+            print(f"error: {e}", file=sys.stderr)
+    if problems:
+        print(f"{written} written, {len(problems)} failed:", file=sys.stderr)
+        for msg in problems:
+            print(f"  - {msg}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

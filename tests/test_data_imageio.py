@@ -1,0 +1,64 @@
+"""Robust decoding: every odd image kind becomes RGB uint8; broken files raise a clear ImageDecodeError."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from _data_fixtures import make_messy_folder, photo
+from inpaint.data.imageio import ImageDecodeError, is_image_file, load_rgb, read_binary_image
+
+
+@pytest.fixture(scope="module")
+def messy(tmp_path_factory):
+    return make_messy_folder(tmp_path_factory.mktemp("messy"))
+
+
+@pytest.mark.parametrize("kind", ["good1", "cmyk", "gray16", "rgb16", "palette", "rgba", "gray", "tiny"])
+def test_converts_to_rgb_uint8(messy, kind):
+    img = load_rgb(messy[kind])
+    assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
+
+
+def test_sixteen_bit_is_scaled_not_clipped(messy):
+    # The fixtures wrote 8-bit values v as v * 257; decoding must give v back exactly (not 255 everywhere).
+    gray = load_rgb(messy["gray16"])
+    assert np.array_equal(gray[:, :, 0], photo(40, 40, 4)[:, :, 0])
+    assert np.array_equal(gray[:, :, 0], gray[:, :, 2])
+    rgb = load_rgb(messy["rgb16"])
+    assert np.array_equal(rgb, photo(40, 40, 5)[:, :, ::-1])  # written with OpenCV, i.e. as BGR
+
+
+@pytest.mark.parametrize("kind", ["corrupt", "zero", "truncated"])
+def test_broken_files_raise_naming_the_file(messy, kind):
+    with pytest.raises(ImageDecodeError, match=messy[kind].name):
+        load_rgb(messy[kind])
+
+
+def test_bytes_input_and_empty_bytes(messy):
+    data = messy["good1"].read_bytes()
+    assert np.array_equal(load_rgb(data), load_rgb(messy["good1"]))
+    with pytest.raises(ImageDecodeError, match="empty"):
+        load_rgb(b"", name="shard:key")
+
+
+def test_float_image_scaled(tmp_path):
+    arr = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
+    Image.fromarray(arr, mode="F").save(tmp_path / "f.tif")
+    img = load_rgb(tmp_path / "f.tif")
+    assert img.min() == 0 and img.max() == 255
+
+
+def test_binary_reader_handles_0_1_and_0_255(tmp_path):
+    m = np.zeros((8, 8), np.uint8)
+    m[2:4, 2:6] = 1
+    Image.fromarray(m).save(tmp_path / "01.png")
+    Image.fromarray(m * 255).save(tmp_path / "0255.png")
+    assert read_binary_image(tmp_path / "01.png").sum() == 8
+    assert np.array_equal(read_binary_image(tmp_path / "01.png"), read_binary_image(tmp_path / "0255.png"))
+
+
+def test_is_image_file():
+    assert is_image_file("a/b.JPG") and is_image_file("x.webp")
+    assert not is_image_file("notes.txt")

@@ -1,0 +1,180 @@
+"""webdataset shards: pack round trip, rank/worker splits that cover the set exactly once, lengths, bad data."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+
+import pytest
+import torch
+
+from _data_fixtures import make_messy_folder, make_places2
+from inpaint.data.datamodule import InpaintDataLoader
+from inpaint.data.datasets import DecodePolicy
+from inpaint.data.mask_factory import build_mask_provider
+from inpaint.data.pack import main as pack_main
+from inpaint.data.shards import ShardStream, expand_shard_urls, read_shard_counts, shard_key, write_shards
+from inpaint.data.sources import DatasetLayoutError, folder_records
+from inpaint.data.transforms import build_transform
+
+MASKS = {"seed": 0, "train": {"type": "strokes"}, "eval": None}
+
+
+def _stream(urls, split="train", **kw):
+    return ShardStream(
+        urls,
+        build_mask_provider(MASKS, split),
+        build_transform({"crop": "random_crop"} if split == "train" else {}, 16, train=split == "train"),
+        DecodePolicy(16),
+        split=split,
+        counts=read_shard_counts(urls),
+        **kw,
+    )
+
+
+@pytest.fixture(scope="module")
+def packed(tmp_path_factory):
+    """12 Places2 images packed 3 per shard (4 shards) with the pack command."""
+    root = make_places2(tmp_path_factory.mktemp("places"), n_train=12, n_val=2, size=24)
+    out = tmp_path_factory.mktemp("shards")
+    argv = [
+        "--source",
+        "places2",
+        "--root",
+        str(root),
+        "--split",
+        "train",
+        "--out",
+        str(out),
+        "--max-count",
+        "3",
+    ]
+    assert pack_main(argv) == 0
+    return out
+
+
+def test_pack_writes_shards_and_index(packed):
+    urls = expand_shard_urls("train-*.tar", packed)
+    assert [u.rsplit("/", 1)[1] for u in urls] == [f"train-{i:06d}.tar" for i in range(4)]
+    assert read_shard_counts(urls) == [3, 3, 3, 3]
+    assert json.loads((packed / "index.json").read_text())["shards"]["train-000000.tar"] == 3
+    with tarfile.open(urls[0]) as tf:
+        names = tf.getnames()
+        meta = json.loads(tf.extractfile("a/airfield/00000001.json").read())
+    assert "a/airfield/00000001.jpg" in names and meta["source"].endswith("00000001.jpg")
+    assert expand_shard_urls("train-{000000..000001}.tar", packed) == urls[:2]
+    assert not list(packed.glob(".*tmp*"))  # temporary files were renamed
+
+
+def test_round_trip_reads_every_sample_once(packed):
+    ds = _stream(expand_shard_urls("train-*.tar", packed), shuffle_buffer=4)
+    keys = [s["key"] for s in ds]
+    assert len(keys) == len(ds) == 12 and len(set(keys)) == 12
+    s = next(iter(ds))
+    assert s["image"].shape == (3, 16, 16) and s["mask"].shape == (1, 16, 16)
+    ds.set_epoch(1)
+    assert [s["key"] for s in ds] != keys  # reshuffled per epoch
+    assert sorted(s["key"] for s in ds) == sorted(keys)
+
+
+def test_two_ranks_see_disjoint_samples_that_cover_the_set(packed):
+    urls = expand_shard_urls("train-*.tar", packed)
+    seen = []
+    for rank in (0, 1):
+        ds = _stream(urls, rank=rank, world_size=2)
+        keys = [s["key"] for s in ds]
+        assert len(keys) == len(ds) == 6
+        seen.append(set(keys))
+    assert seen[0].isdisjoint(seen[1]) and len(seen[0] | seen[1]) == 12
+
+
+def test_two_ranks_two_workers_through_the_loader(packed):
+    urls = expand_shard_urls("train-*.tar", packed)
+    all_keys = []
+    for rank in (0, 1):
+        ds = _stream(urls, rank=rank, world_size=2, shuffle_buffer=0)
+        loader = InpaintDataLoader(ds, batch_size=2, num_workers=2, split="train", drop_last=False)
+        batches = list(loader)
+        # one 3-sample shard per (rank, worker): each worker yields a full and a partial batch of 2
+        assert len(batches) == len(loader) == 4
+        all_keys += [k for b in batches for k in b["key"]]
+    assert len(all_keys) == 12 and len(set(all_keys)) == 12
+
+
+def test_eval_stream_masks_fixed_and_independent_of_the_split(packed):
+    urls = expand_shard_urls("train-*.tar", packed)
+    whole = {s["key"]: s["mask"] for s in _stream(urls, split="val")}
+    half = {s["key"]: s["mask"] for s in _stream(urls, split="val", rank=1, world_size=2)}
+    assert all(torch.equal(half[k], whole[k]) for k in half)
+
+
+def test_ddp_equalize_cuts_uneven_ranks(tmp_path):
+    root = make_places2(tmp_path / "p", n_train=10, n_val=1, size=24)
+    pack_main(["--source", "places2", "--root", str(root), "--out", str(tmp_path / "s"), "--max-count", "3"])
+    urls = expand_shard_urls("train-*.tar", tmp_path / "s")  # shards of 3, 3, 3, 1
+    lengths = [len(_stream(urls, rank=r, world_size=2)) for r in (0, 1)]
+    assert lengths == [4, 4]  # rank 0 would have 6, rank 1 has 4: both run 4
+    assert [len(list(_stream(urls, rank=r, world_size=2))) for r in (0, 1)] == [4, 4]
+    exact = [len(_stream(urls, rank=r, world_size=2, equalize=False)) for r in (0, 1)]
+    assert exact == [6, 4]
+
+
+def test_fixed_epoch_length_cycles(packed):
+    urls = expand_shard_urls("train-*.tar", packed)
+    ds = _stream(urls, samples_per_epoch=30)
+    assert len(ds) == 30 and len(list(ds)) == 30
+
+
+def test_unreadable_samples_skipped_and_counted(tmp_path):
+    make_messy_folder(tmp_path / "img")
+    summary = write_shards(folder_records(tmp_path / "img"), tmp_path / "s", prefix="val", verify=False)
+    assert summary.written == 12 and summary.skipped == 0
+    ds = _stream(expand_shard_urls("val-*.tar", tmp_path / "s"), split="val")
+    keys = [s["key"] for s in ds]
+    assert len(keys) == 9 and ds.skipped.total == 3
+    verified = write_shards(folder_records(tmp_path / "img"), tmp_path / "v", prefix="val", verify=True)
+    assert verified.written == 9 and verified.skipped == 3
+
+
+def test_shard_keys_are_webdataset_safe():
+    assert shard_key("/a/b.c/img.v2.jpg") == "a/b.c/img_v2"
+    assert shard_key("000001.jpg") == "000001"
+
+
+def test_existing_shards_need_overwrite(packed, tmp_path):
+    root = make_places2(tmp_path / "p", n_train=2, n_val=1, size=24)
+    out = tmp_path / "s"
+    pack_main(["--source", "places2", "--root", str(root), "--out", str(out)])
+    with pytest.raises(FileExistsError, match="overwrite"):
+        pack_main(["--source", "places2", "--root", str(root), "--out", str(out)])
+    pack_main(
+        ["--source", "places2", "--root", str(root), "--out", str(out), "--overwrite", "--max-count", "1"]
+    )
+    assert read_shard_counts(expand_shard_urls("train-*.tar", out)) == [1, 1]
+
+
+def test_missing_shards_are_a_clear_error(tmp_path):
+    with pytest.raises(DatasetLayoutError, match="matches no file"):
+        expand_shard_urls("train-*.tar", tmp_path)
+    with pytest.raises(DatasetLayoutError, match="not found"):
+        expand_shard_urls("train-000000.tar", tmp_path)
+    assert expand_shard_urls("pipe:cat /x/a.tar") == ["pipe:cat /x/a.tar"]
+
+
+def test_pipe_urls_stream(packed):
+    urls = [f"pipe:cat {u}" for u in expand_shard_urls("train-*.tar", packed)]
+    ds = _stream(urls, samples_per_epoch=12, shuffle_buffer=0)
+    assert len({s["key"] for s in ds}) == 12
+
+
+def test_tar_without_image_entry_is_skipped(tmp_path):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        data = b'{"a": 1}'
+        info = tarfile.TarInfo("x.json")
+        info.size = len(data)
+        tf.addfile(info, io.BytesIO(data))
+    (tmp_path / "t-0.tar").write_bytes(buf.getvalue())
+    ds = _stream(expand_shard_urls("t-*.tar", tmp_path), split="val")
+    assert list(ds) == [] and ds.skipped.total == 1

@@ -1,0 +1,136 @@
+"""Mask generators: binary float masks, seeded determinism, hole-ratio bins, config parsing and presets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from inpaint.data._rng import rng_for
+from inpaint.data.mask_factory import PRESETS, build_mask_provider, build_mask_sampler, to_plain
+from inpaint.data.mask_generators import (
+    MixtureMaskGenerator,
+    ShapesMaskGenerator,
+    StrokesMaskGenerator,
+    mask_hole_ratio,
+    resize_mask_nearest,
+)
+from inpaint.data.mask_sets import binned_mask
+from inpaint.hole_ratio import HOLE_RATIO_BINS, hole_ratio_bin
+
+CONF = Path(__file__).resolve().parents[1] / "conf" / "masks"
+
+
+def _binary(mask: np.ndarray) -> bool:
+    return mask.dtype == np.float32 and set(np.unique(mask).tolist()) <= {0.0, 1.0}
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_presets_give_binary_float_masks(name):
+    sampler = build_mask_sampler(name)
+    masks = [sampler.sample(rng_for(0, i), 48, 64) for i in range(8)]
+    assert all(m.shape == (48, 64) and _binary(m) for m in masks)
+    ratios = [mask_hole_ratio(m) for m in masks]
+    assert max(ratios) > 0.0  # holes are drawn
+    assert len({round(r, 6) for r in ratios}) > 1  # and differ between draws
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_same_rng_same_mask_different_rng_different_mask(name):
+    sampler = build_mask_sampler(name)
+    a = sampler.sample(rng_for(7, 3), 64, 64)
+    b = build_mask_sampler(name).sample(rng_for(7, 3), 64, 64)  # a fresh sampler: no hidden state
+    c = sampler.sample(rng_for(7, 4), 64, 64)
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.parametrize("size", [64, 128])
+def test_binned_masks_land_in_every_nvidia_bin(name, size):
+    sampler = build_mask_sampler(name)
+    for b in range(len(HOLE_RATIO_BINS)):
+        for i in range(2):
+            m = binned_mask(sampler, b, size, size, key=(0, i))
+            assert _binary(m)
+            assert int(hole_ratio_bin(mask_hole_ratio(m))) == b
+
+
+def test_hole_ratio_range_is_respected_by_generators():
+    lo, hi = 0.2, 0.3
+    for gen in (ShapesMaskGenerator(), StrokesMaskGenerator(box_prob=0.5)):
+        constrained = gen.with_hole_ratio_range(lo, hi)
+        for i in range(10):
+            r = mask_hole_ratio(constrained.sample(rng_for(1, i), 64, 64))
+            assert lo < r <= hi + 1e-9
+    with pytest.raises(ValueError, match="low < high"):
+        ShapesMaskGenerator().with_hole_ratio_range(0.5, 0.4)
+
+
+def test_unreachable_range_warns_instead_of_failing(caplog):
+    # 10 px wide strokes on a 16x16 canvas cannot make a 1-2 % hole: the generator says so and still returns a mask.
+    gen = StrokesMaskGenerator(min_width=40, max_width=40, reference_size=16).with_hole_ratio_range(
+        0.01, 0.02
+    )
+    gen.max_draws = 50
+    with caplog.at_level("WARNING"):
+        m = gen.sample(rng_for(0), 16, 16)
+    assert _binary(m)
+    assert "could not reach hole ratio range" in caplog.text
+
+
+def test_mixture_uses_all_components_by_weight():
+    full = ShapesMaskGenerator(num_lines=(1, 1), num_circles=(0, 0), num_ellipses=(0, 0))
+    empty = StrokesMaskGenerator(num_strokes=(0, 0))
+    mix = MixtureMaskGenerator(components=[full, empty], weights=[0.25, 0.75])
+    with_holes = sum(mask_hole_ratio(mix.sample(rng_for(2, i), 32, 32)) > 0 for i in range(400))
+    assert 60 < with_holes < 140  # ~100 expected
+    with pytest.raises(ValueError, match="weights"):
+        MixtureMaskGenerator(components=[full], weights=[1.0, 2.0])
+
+
+def test_resize_nearest_keeps_masks_binary():
+    m = build_mask_sampler("lama_medium").sample(rng_for(3), 64, 64)
+    for h, w in ((37, 91), (128, 128), (16, 16)):
+        r = resize_mask_nearest(m, h, w)
+        assert r.shape == (h, w) and _binary(r)
+
+
+def test_spec_errors_are_clear():
+    with pytest.raises(ValueError, match="unknown fields.*bogus"):
+        build_mask_sampler({"type": "strokes", "bogus": 1})
+    with pytest.raises(ValueError, match="unknown mask type"):
+        build_mask_sampler({"type": "blobs"})
+    with pytest.raises(ValueError, match="unknown mask preset"):
+        build_mask_sampler("nope")
+    with pytest.raises(ValueError, match="need 'root'"):
+        build_mask_sampler({"type": "nvidia_train", "root": "???"})
+
+
+@pytest.mark.parametrize("name", ["strokes", "lama_thin", "lama_medium", "lama_thick", "mixed"])
+def test_yaml_configs_match_builtin_presets(name):
+    # make_eval_masks --generator NAME and masks=NAME must draw the same masks
+    cfg = to_plain(OmegaConf.load(CONF / f"{name}.yaml"))
+    from_yaml = build_mask_sampler(cfg["train"])
+    builtin = build_mask_sampler(name)
+    for i in range(5):
+        assert np.array_equal(from_yaml.sample(rng_for(9, i), 64, 64), builtin.sample(rng_for(9, i), 64, 64))
+
+
+def test_providers_train_changes_per_epoch_eval_is_fixed():
+    cfg = to_plain(OmegaConf.load(CONF / "mixed.yaml"))
+    train = build_mask_provider(cfg, "train")
+    val = build_mask_provider(cfg, "val")
+    test = build_mask_provider(cfg, "test")
+    m0, _ = train.get(5, 0, 64, 64)
+    m1, _ = train.get(5, 1, 64, 64)
+    assert not np.array_equal(m0, m1)
+    assert np.array_equal(train.get(5, 1, 64, 64)[0], m1)
+    v0, _ = val.get(5, 0, 64, 64)
+    assert np.array_equal(val.get(5, 3, 64, 64)[0], v0)  # the epoch is ignored
+    assert not np.array_equal(test.get(5, 0, 64, 64)[0], v0)  # val and test masks are different draws
+    assert [int(hole_ratio_bin(mask_hole_ratio(val.get(i, 0, 64, 64)[0]))) for i in range(6)] == list(
+        range(6)
+    )

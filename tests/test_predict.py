@@ -1,0 +1,198 @@
+"""The predict CLI: single image, folders, polarity, and its error paths (clear message, non-zero exit)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from _eval_fixtures import box_hole_mask, make_tiny_checkpoint
+from inpaint.predict import main
+
+H, W = 45, 61
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.ckpt")
+
+
+def _image(path: Path, seed: int = 0, size: tuple[int, int] = (H, W)) -> np.ndarray:
+    arr = np.random.default_rng(seed).integers(0, 256, (*size, 3), dtype=np.uint8)
+    Image.fromarray(arr).save(path)
+    return arr
+
+
+def _mask(path: Path, seed: int = 0, size: tuple[int, int] = (H, W), scale: int = 255) -> np.ndarray:
+    hole = box_hole_mask(*size, 0.2, seed=seed) > 0
+    Image.fromarray(hole.astype(np.uint8) * scale).save(path)
+    return hole
+
+
+def _run(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str]:
+    code = main([str(a) for a in args])
+    return code, capsys.readouterr().err
+
+
+def test_single_image(ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    img = _image(tmp_path / "a.jpg.png")
+    hole = _mask(tmp_path / "m.png", scale=1)  # a 0/1 mask file
+    out = tmp_path / "out" / "a_filled.png"
+    code, err = _run(capsys, "-c", ckpt, "-i", tmp_path / "a.jpg.png", "-m", tmp_path / "m.png", "-o", out)
+    assert code == 0, err
+    res = np.asarray(Image.open(out))
+    assert res.shape == img.shape and np.array_equal(res[~hole], img[~hole])
+    assert not np.array_equal(res[hole], img[hole])
+    assert sorted(p.name for p in out.parent.iterdir()) == ["a_filled.png"]  # no temporary files left
+
+
+def test_invert_mask(ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    img = _image(tmp_path / "a.png")
+    hole = box_hole_mask(H, W, 0.2, seed=3) > 0
+    Image.fromarray((~hole).astype(np.uint8) * 255).save(tmp_path / "black_holes.png")
+    Image.fromarray(hole.astype(np.uint8) * 255).save(tmp_path / "white_holes.png")
+    assert (
+        _run(
+            capsys,
+            "-c",
+            ckpt,
+            "-i",
+            tmp_path / "a.png",
+            "-m",
+            tmp_path / "white_holes.png",
+            "-o",
+            tmp_path / "w.png",
+        )[0]
+        == 0
+    )
+    code, err = _run(
+        capsys,
+        "-c",
+        ckpt,
+        "-i",
+        tmp_path / "a.png",
+        "-m",
+        tmp_path / "black_holes.png",
+        "-o",
+        tmp_path / "b.png",
+        "--invert-mask",
+    )
+    assert code == 0, err
+    assert np.array_equal(
+        np.asarray(Image.open(tmp_path / "w.png")), np.asarray(Image.open(tmp_path / "b.png"))
+    )
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "b.png"))[~hole], img[~hole])
+
+
+def test_folders_matched_by_name(ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "img").mkdir()
+    (tmp_path / "msk").mkdir()
+    imgs = {name: _image(tmp_path / "img" / f"{name}.jpg", seed=i) for i, name in enumerate(["x", "y"])}
+    _mask(tmp_path / "msk" / "x.png", seed=1)
+    _mask(tmp_path / "msk" / "y_mask001.png", seed=2)  # LaMa-style name
+    code, err = _run(
+        capsys, "-c", ckpt, "-i", tmp_path / "img", "-m", tmp_path / "msk", "-o", tmp_path / "out"
+    )
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["x.png", "y.png"]
+    assert np.asarray(Image.open(tmp_path / "out" / "x.png")).shape == imgs["x"].shape
+
+
+def test_folder_with_bad_pairs_continues_and_fails(
+    ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    d = tmp_path / "data"
+    d.mkdir()
+    _image(d / "good.png")
+    _mask(d / "good_mask.png")
+    _image(d / "nomask.png")
+    _image(d / "small.png")
+    _mask(d / "small_mask.png", size=(H - 1, W))
+    _image(d / "empty.png")
+    Image.fromarray(np.zeros((H, W), np.uint8)).save(d / "empty_mask.png")
+    (d / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    _mask(d / "broken_mask.png")
+    code, err = _run(capsys, "-c", ckpt, "-i", d, "-m", d, "-o", tmp_path / "out")
+    assert code == 1
+    assert "1 written, 4 failed" in err
+    assert "nomask.png: no mask" in err
+    assert "size mismatch" in err and "small.png" in err and f"{W}x{H - 1}" in err
+    assert "empty_mask.png: mask has no hole pixels" in err and "--invert-mask" in err
+    assert "broken.png" in err
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["good.png"]
+
+
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("missing_image", "image not found"),
+        ("missing_ckpt", "checkpoint not found"),
+        ("bad_ckpt", "cannot read checkpoint"),
+        ("unreadable_mask", "cannot decode image"),
+        ("size_mismatch", "size mismatch"),
+        ("empty_mask", "no hole pixels"),
+        ("full_mask", "every pixel is a hole"),
+        ("dir_and_file", "both be files or both be folders"),
+    ],
+)
+def test_single_image_errors(
+    ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str, expected: str
+) -> None:
+    image, mask, checkpoint = tmp_path / "a.png", tmp_path / "m.png", ckpt
+    _image(image)
+    _mask(mask)
+    if case == "missing_image":
+        image = tmp_path / "nope.png"
+    elif case == "missing_ckpt":
+        checkpoint = tmp_path / "nope.ckpt"
+    elif case == "bad_ckpt":
+        checkpoint = tmp_path / "bad.ckpt"
+        checkpoint.write_bytes(b"not a checkpoint at all")
+    elif case == "unreadable_mask":
+        mask.write_bytes(b"")
+        mask.write_text("plain text")
+    elif case == "size_mismatch":
+        _mask(mask, size=(H, W + 2))
+    elif case == "empty_mask":
+        Image.fromarray(np.zeros((H, W), np.uint8)).save(mask)
+    elif case == "full_mask":
+        Image.fromarray(np.full((H, W), 255, np.uint8)).save(mask)
+    elif case == "dir_and_file":
+        mask = tmp_path
+    out = tmp_path / "out.png"
+    code, err = _run(capsys, "-c", checkpoint, "-i", image, "-m", mask, "-o", out)
+    assert code != 0
+    assert expected in err
+    assert not out.exists()
+
+
+def test_unknown_output_format(ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _image(tmp_path / "a.png")
+    _mask(tmp_path / "m.png")
+    code, err = _run(
+        capsys, "-c", ckpt, "-i", tmp_path / "a.png", "-m", tmp_path / "m.png", "-o", tmp_path / "r.xyz"
+    )
+    assert code == 2 and "unknown image format '.xyz'" in err
+
+
+def test_failed_write_leaves_no_partial_file(
+    ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _image(tmp_path / "a.png")
+    _mask(tmp_path / "m.png")
+    out = tmp_path / "out" / "r.png"
+    out.parent.mkdir()
+    out.write_bytes(b"previous result")
+
+    def save_then_fail(self: Image.Image, fp: Path, *args: object, **kwargs: object) -> None:
+        Path(fp).write_bytes(b"half an image")  # the writer gets partway, then the disk fills up
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", save_then_fail)
+    code, err = _run(capsys, "-c", ckpt, "-i", tmp_path / "a.png", "-m", tmp_path / "m.png", "-o", out)
+    assert code == 1 and "No space left on device" in err
+    # The old file is untouched and no temporary file is left behind.
+    assert out.read_bytes() == b"previous result"
+    assert [p.name for p in out.parent.iterdir()] == ["r.png"]
