@@ -317,3 +317,18 @@ def test_fid_on_without_torch_fidelity_fails_loudly(inpainter: Inpainter) -> Non
             evaluate(inpainter, [], fid="on", progress=False)
     else:
         pytest.skip("torch-fidelity is installed")
+
+
+def test_find_latest_checkpoint(tmp_path: Path) -> None:
+    import os
+
+    from inpaint.evaluate import find_latest_checkpoint
+
+    with pytest.raises(FileNotFoundError, match="make train"):
+        find_latest_checkpoint(tmp_path)
+    for i, run in enumerate(["b", "a"]):
+        ckpt = tmp_path / "train" / "runs" / run / "checkpoints" / "last.ckpt"
+        ckpt.parent.mkdir(parents=True)
+        ckpt.write_bytes(b"x")
+        os.utime(ckpt, (1000 + i, 1000 + i))
+    assert find_latest_checkpoint(tmp_path).parts[-3] == "a"

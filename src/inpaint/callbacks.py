@@ -13,6 +13,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from PIL import Image
+from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 from pytorch_lightning.utilities import rank_zero_only
 
@@ -112,6 +113,23 @@ class ImageGridLogger(pl.Callback):
             "val/images",
             make_grid(batch["image"], batch["mask"], outputs["output"], self.max_images),
         )
+
+
+class LastCheckpoint(ModelCheckpoint):
+    """``<dirpath>/last.ckpt``: the latest state, refreshed at every validation and at the end of training.
+
+    Lightning's own ``save_last`` only refreshes ``last`` when a top-k checkpoint was saved, i.e. when the monitored
+    metric improved; this one always does, so ``ckpt_path=last`` resumes from the newest state.
+    """
+
+    def __init__(self, dirpath: str | None = None, filename: str = "last") -> None:
+        super().__init__(dirpath=dirpath, filename=filename, monitor=None, save_top_k=1, enable_version_counter=False)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.fast_dev_run or trainer.sanity_checking or self._last_global_step_saved == trainer.global_step:
+            return
+        self._save_checkpoint(trainer, self.format_checkpoint_name({}))
+        self._last_global_step_saved = trainer.global_step
 
 
 class PreemptionCheckpoint(pl.Callback):

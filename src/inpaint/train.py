@@ -58,6 +58,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             trainer.test(module, datamodule=datamodule, ckpt_path=ckpt or None)
     except SIGTERMException:
         log.warning("Stopped by SIGTERM; see the checkpoint message above. Outputs: %s", output_dir)
+    finally:
+        # Close W&B runs so that the next job of a multirun (same process) starts its own run.
+        if any(type(lg).__name__ == "WandbLogger" for lg in trainer.loggers):
+            import wandb
+
+            wandb.finish()
 
     metrics = {
         k: float(v) for k, v in trainer.callback_metrics.items() if getattr(v, "numel", lambda: 1)() == 1
@@ -87,9 +93,12 @@ def main(cfg: DictConfig) -> float | None:
     except NonFiniteLossError as err:
         log.error("%s", err)
         sys.exit(1)
-    # The value Hydra sweepers (Optuna) optimise.
+    # The value Hydra sweepers (Optuna) optimise; a single run returns nothing.
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
     name = cfg.get("optimized_metric")
-    if name:
+    if name and HydraConfig.get().mode == RunMode.MULTIRUN:
         if name not in metrics:
             raise KeyError(f"optimized_metric {name!r} was not logged; available: {sorted(metrics)}")
         return metrics[name]
