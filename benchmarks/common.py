@@ -85,6 +85,7 @@ def interleaved_times(
     repeats: int,
     device: torch.device | str = "cpu",
     inner: int = 1,
+    cpu_times: dict[str, list[float]] | None = None,
 ) -> dict[str, list[float]]:
     """Seconds per call of each function, measured in rounds: A B C, A B C, ...
 
@@ -96,6 +97,9 @@ def interleaved_times(
         repeats: number of rounds.
         device: synchronised before and after each timed block on CUDA.
         inner: calls per timed block (the time is divided by it).
+        cpu_times: if given, filled with the process CPU time (user + system, all threads) per call as well. On a
+            machine shared with other processes it is less inflated by preemption than wall time, though OpenMP
+            spin-waiting still counts.
 
     Returns:
         name -> list of ``repeats`` seconds-per-call values.
@@ -104,11 +108,13 @@ def interleaved_times(
     for _ in range(repeats):
         for name, fn in fns.items():
             synchronize(device)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             for _ in range(inner):
                 fn()
             synchronize(device)
             out[name].append((time.perf_counter() - t0) / inner)
+            if cpu_times is not None:
+                cpu_times.setdefault(name, []).append((time.process_time() - c0) / inner)
     return out
 
 

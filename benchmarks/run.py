@@ -7,6 +7,7 @@ Prints Markdown tables (the format of ``benchmarks/RESULTS.md``) headed by the m
   float32 eager vs bf16 + channels_last (+ torch.compile), with model FLOPs utilisation.
 - ``infer``: latency of one 512² image, 8 levels, on CPU (and on the GPU with ``--device cuda``).
 - ``data``: training-pipeline images/s per worker at 256² vs a torchvision ImageFolder + PIL baseline.
+- ``levers`` (only on request): U-Net and loss timed separately, naive vs library, NCHW vs channels_last, bf16.
 
 ``--quick`` shrinks every shape and repeat count for a smoke run of a few seconds (used by the tests); its numbers
 mean nothing.
@@ -26,14 +27,15 @@ import torch
 from benchmarks.common import Table, machine_info
 
 BENCHMARKS = ("step", "infer", "data")
+EXTRAS = ("levers",)  # not in the default set: keeps `make bench` within ~10 minutes on a 2-core machine
 
 
 def _parse_only(value: str) -> list[str]:
     names = [v.strip() for v in value.split(",") if v.strip()]
-    unknown = sorted(set(names) - set(BENCHMARKS))
+    unknown = sorted(set(names) - set(BENCHMARKS) - set(EXTRAS))
     if unknown or not names:
         raise argparse.ArgumentTypeError(
-            f"--only takes a comma-separated subset of {','.join(BENCHMARKS)}, got {value!r}"
+            f"--only takes a comma-separated subset of {','.join(BENCHMARKS + EXTRAS)}, got {value!r}"
         )
     return names
 
@@ -45,10 +47,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the step benchmark runs")
     p.add_argument(
-        "--only", type=_parse_only, default=list(BENCHMARKS), help="comma-separated: step,infer,data"
+        "--only",
+        type=_parse_only,
+        default=list(BENCHMARKS),
+        help="comma-separated: step,infer,data (default: all three), levers (CPU ablation, only on request)",
     )
     p.add_argument(
         "--repeats", type=int, default=None, help="interleaved rounds per table (default 5, quick 2)"
+    )
+    p.add_argument(
+        "--threads", type=int, default=None, help="torch intra-op threads (default: torch's; --quick: 1)"
     )
     p.add_argument("--no-compile", action="store_true", help="GPU: skip the torch.compile row")
     p.add_argument(
@@ -94,6 +102,13 @@ def run(args: argparse.Namespace) -> list[Table]:
             t0 = time.perf_counter()
             emit(bench_step("cpu", size, levels, batch, repeats), t0)
 
+    if "levers" in args.only:
+        from benchmarks.levers import bench_levers
+
+        size, levels, batch = (32, 3, 2) if args.quick else (256, 7, 2)
+        t0 = time.perf_counter()
+        emit(bench_levers(size, levels, batch, repeats), t0)
+
     if "infer" in args.only:
         from benchmarks.infer import bench_infer
 
@@ -114,6 +129,11 @@ def run(args: argparse.Namespace) -> list[Table]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    threads = args.threads or (1 if args.quick else None)
+    if threads:
+        # One thread keeps the smoke run fast on an oversubscribed machine (OpenMP barriers stall when a core is
+        # taken by another process).
+        torch.set_num_threads(threads)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # The loss logs a loud warning each time random VGG weights are loaded; the benchmark does so on purpose.
     logging.getLogger("inpaint.losses.vgg").setLevel(logging.ERROR)

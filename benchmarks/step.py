@@ -387,7 +387,7 @@ def bench_step(
         if v.impl == "project" and v.float32:
             worst = check_equivalence(r, ref)
             checks[v.name] = (
-                f"equal (out {worst['output']:.0e}, loss {worst['terms']:.0e}, grad {worst['grads']:.0e})"
+                f"equal (rel. diff: out {worst['output']:.0e}, loss {worst['terms']:.0e}, grad {worst['grads']:.0e})"
             )
             r.optimizer.step()
         if v.compile:
@@ -412,7 +412,8 @@ def bench_step(
         memory[v.name] = mem["peak_mib"]
         method = str(mem["method"])
 
-    times = interleaved_times({k: r.step for k, r in runners.items()}, repeats, dev, inner)
+    cpu_times: dict[str, list[float]] = {}
+    times = interleaved_times({k: r.step for k, r in runners.items()}, repeats, dev, inner, cpu_times)
 
     if dev.type == "cuda":
         peaks = gpu_peak_flops(torch.cuda.get_device_name(0))
@@ -423,6 +424,7 @@ def bench_step(
         peak_label = "measured fp32 2048³ matmul of this machine"
 
     base = median(times[variants[0].name])
+    base_cpu = median(cpu_times[variants[0].name])
     table = Table(
         f"Training step, {size}x{size}, {levels} levels, batch {batch}, {device}",
         [
@@ -431,6 +433,7 @@ def bench_step(
             "spread",
             "images/s",
             "vs reference",
+            "CPU-time ratio",
             "peak mem (MiB)",
             "MFU",
             "numerics",
@@ -444,6 +447,7 @@ def bench_step(
             f"±{spread(times[v.name])}",
             f"{batch / t:.2f}",
             f"{base / t:.2f}x",
+            f"{base_cpu / median(cpu_times[v.name]):.2f}x" if dev.type == "cpu" else "n/a",
             f"{memory[v.name]:.0f}",
             f"{100 * model_flops / t / peak:.1f}%",
             checks.get(v.name, ""),
@@ -454,6 +458,8 @@ def bench_step(
         f"model FLOPs per step (forward + loss + backward, FlopCounterMode, project): {model_flops / 1e9:.1f} GFLOP; "
         f"the reference executes {ref_flops / 1e9:.1f} GFLOP (its ones-kernel mask convolutions included)",
         f"MFU = model FLOPs / step time / {peak / 1e9:.0f} GFLOP/s ({peak_label})",
+        "vs reference = ratio of median wall times (the target's measure); CPU-time ratio = ratio of median process "
+        "CPU times (user + system), a cross-check less distorted by other processes on a shared machine",
         f"peak memory: {method} during one step (CPU: resident set size, includes allocator caching)",
     ]
     for name, n in graph_breaks.items():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -42,9 +43,17 @@ LEVELS, SIZE, BATCH = 3, 32, 2
 
 
 @pytest.fixture(autouse=True)
-def _quiet_random_vgg(caplog: pytest.LogCaptureFixture) -> None:
+def _quiet_single_thread() -> Iterator[None]:
     # The library warns loudly about random VGG weights; here they are the point.
-    logging.getLogger("inpaint.losses.vgg").setLevel(logging.ERROR)
+    logger = logging.getLogger("inpaint.losses.vgg")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    # Tiny shapes: one thread is faster, and immune to OpenMP stalls on a machine shared with other processes.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+    logger.setLevel(level)
 
 
 @pytest.fixture(scope="module")

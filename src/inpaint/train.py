@@ -50,7 +50,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     for logger in trainer.loggers:
         logger.log_hyperparams({"config": run_config(cfg), **run_info})
 
+    before: dict[str, float] = {}
     try:
+        if cfg.get("validate_first", False) and not cfg.get("ckpt_path"):
+            # A baseline for the demo: the untrained network's validation metrics (logged at step 0).
+            (results,) = trainer.validate(module, datamodule=datamodule, verbose=False)
+            before = {f"before/{k}": float(v) for k, v in results.items()}
         if cfg.get("train", True):
             trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         if cfg.get("test", False):
@@ -65,9 +70,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
             wandb.finish()
 
-    metrics = {
-        k: float(v) for k, v in trainer.callback_metrics.items() if getattr(v, "numel", lambda: 1)() == 1
-    }
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    metrics.update(before)
     if trainer.is_global_zero:
         ckpt_cb = trainer.checkpoint_callback
         best = getattr(ckpt_cb, "best_model_path", "") if ckpt_cb else ""
@@ -77,10 +81,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         last = output_dir / "checkpoints" / "last.ckpt"
         if last.is_file():
             print(f"Last checkpoint: {last}")
-        if "val/psnr" in metrics:
-            print(
-                f"Validation PSNR {metrics['val/psnr']:.2f} dB, SSIM {metrics.get('val/ssim', float('nan')):.4f}"
-            )
+        for prefix, when in (("before/", "before training"), ("", "at the end")):
+            if f"{prefix}val/psnr" in metrics:
+                print(
+                    f"Validation {when}: PSNR {metrics[f'{prefix}val/psnr']:.2f} dB, "
+                    f"SSIM {metrics[f'{prefix}val/ssim']:.4f}, L1 {metrics[f'{prefix}val/l1']:.4f}"
+                )
     return metrics
 
 
