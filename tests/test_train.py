@@ -117,7 +117,9 @@ def test_default_demo_learns(tmp_path):
     """The default command (no experiment) on the bundled photos: validation loss and PSNR improve."""
     cfg = compose_train(["trainer.max_steps=30", "trainer.val_check_interval=15"], tmp_path)
     metrics = train(cfg)
-    assert metrics["val/psnr"] > metrics["before/val/psnr"], "validation PSNR did not improve over the untrained net"
+    assert metrics["val/psnr"] > metrics["before/val/psnr"], (
+        "validation PSNR did not improve over the untrained net"
+    )
     rows = _csv_metrics(tmp_path)
     val = [(int(r["step"]), float(r["val/psnr"]), float(r["val/loss"])) for r in rows if r.get("val/psnr")]
     train_loss = [float(r["train/loss"]) for r in rows if r.get("train/loss")]
@@ -339,3 +341,16 @@ def _wandb_run_group(run_dir: Path) -> str:
     (path,) = run_dir.glob("*.wandb")
     data = path.read_bytes()
     return "test-group" if b"test-group" in data else "<group not found>"
+
+
+def test_optuna_search_composes(tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(
+            "train", overrides=["+experiment=smoke", "hparams_search=optuna"], return_hydra_config=True
+        )
+    assert "optuna" in cfg.hydra.sweeper._target_.lower()
+    assert cfg.hydra.sweeper.direction == "maximize"
+    assert cfg.optimized_metric == "val/psnr"
+    assert "model.lr" in cfg.hydra.sweeper.params

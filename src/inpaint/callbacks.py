@@ -123,10 +123,16 @@ class LastCheckpoint(ModelCheckpoint):
     """
 
     def __init__(self, dirpath: str | None = None, filename: str = "last") -> None:
-        super().__init__(dirpath=dirpath, filename=filename, monitor=None, save_top_k=1, enable_version_counter=False)
+        super().__init__(
+            dirpath=dirpath, filename=filename, monitor=None, save_top_k=1, enable_version_counter=False
+        )
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.fast_dev_run or trainer.sanity_checking or self._last_global_step_saved == trainer.global_step:
+        if (
+            trainer.fast_dev_run
+            or trainer.sanity_checking
+            or self._last_global_step_saved == trainer.global_step
+        ):
             return
         self._save_checkpoint(trainer, self.format_checkpoint_name({}))
         self._last_global_step_saved = trainer.global_step

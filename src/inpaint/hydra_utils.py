@@ -55,7 +55,9 @@ def run_config(cfg: DictConfig) -> dict[str, Any]:
     for key in cfg:
         if key != "hydra":
             node = cfg[key]
-            out[str(key)] = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+            out[str(key)] = (
+                OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+            )
     return out
 
 
