@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 from pytorch_lightning.utilities import rank_zero_only
 
+from inpaint.checkpoint import atomic_output
 from inpaint.module import composite
 
 log = logging.getLogger(__name__)
@@ -45,15 +44,8 @@ def make_grid(
 
 def save_png_atomic(array: np.ndarray, path: Path) -> None:
     """Write an HxWx3 uint8 image without ever leaving a half-written file at ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_output(path) as tmp:
         Image.fromarray(array).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 class ImageGridLogger(pl.Callback):
@@ -213,6 +205,5 @@ class DistributedAudit(pl.Callback):
             "keys": self.keys,
             "net_sha256": digest.hexdigest(),
         }
-        tmp = out.with_suffix(".tmp")
-        tmp.write_text(json.dumps(record))
-        os.replace(tmp, out)
+        with atomic_output(out) as tmp:
+            tmp.write_text(json.dumps(record))

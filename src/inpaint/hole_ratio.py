@@ -27,14 +27,15 @@ def hole_ratio(mask: torch.Tensor) -> torch.Tensor:
         mask: (B, C, H, W) or (B, H, W), 1 = valid, 0 = hole. With C > 1 a pixel is a hole if any channel is.
 
     Returns:
-        (B,) float tensor in [0, 1].
+        (B,) float64 tensor in [0, 1].
     """
     if mask.dim() == 3:
         mask = mask.unsqueeze(1)
     if mask.dim() != 4:
         raise ValueError(f"mask must be (B,C,H,W) or (B,H,W), got shape {tuple(mask.shape)}")
-    valid = mask.amin(dim=1) > 0.5
-    return 1.0 - valid.flatten(1).float().mean(dim=1)
+    holes = (mask.amin(dim=1) <= 0.5).flatten(1)
+    # Exact integer counts divided in float64: a ratio of exactly 0.1 must stay 0.1, not 0.1 + 1.5e-9 (float32).
+    return holes.sum(dim=1).double() / holes.shape[1]
 
 
 def hole_ratio_bin(ratio: torch.Tensor | float) -> torch.Tensor:
@@ -47,8 +48,9 @@ def hole_ratio_bin(ratio: torch.Tensor | float) -> torch.Tensor:
         long tensor of the same shape with values in {-1, 0, ..., 5}.
     """
     r = torch.as_tensor(ratio, dtype=torch.float64)
-    # Work in float64 with a tiny tolerance so that 0.1 computed as 1 - 0.9 still lands in (0.01, 0.1].
-    eps = 1e-9
+    # A tolerance above float32 rounding (~1e-8 near 0.1) so that a ratio of 0.1 stored in float32 still lands in
+    # (0.01, 0.1]; far below the 1/(512*512) ~ 4e-6 step between mask ratios.
+    eps = 1e-7
     out = torch.full(r.shape, -1, dtype=torch.long)
     for i, (lo, hi) in enumerate(HOLE_RATIO_BINS):
         out = torch.where((r > lo + eps) & (r <= hi + eps), torch.tensor(i), out)

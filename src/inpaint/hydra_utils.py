@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,15 +10,14 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from inpaint.checkpoint import atomic_output
+
 log = logging.getLogger(__name__)
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        tmp.write_text(text)
 
 
 def print_config_tree(cfg: DictConfig, save_to: Path | None = None) -> str:

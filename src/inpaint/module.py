@@ -16,14 +16,15 @@ import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
 
+from inpaint.checkpoint import build_model, load_net_state_dict
 from inpaint.losses import InpaintingLoss
 from inpaint.metrics import BinnedImageMetrics
 from inpaint.models import PConvUNet
 
 log = logging.getLogger(__name__)
 
-# Classes a config (or a checkpoint's hyper-parameters) may name; nothing else is ever imported from a string.
-NET_TARGETS = {"inpaint.models.PConvUNet": PConvUNet, "inpaint.models.pconv_unet.PConvUNet": PConvUNet}
+# The loss a config may name; networks go through inpaint.checkpoint's allow-list. Nothing else is imported from a
+# string.
 LOSS_TARGETS = {"inpaint.losses.InpaintingLoss": InpaintingLoss}
 NONFINITE_POLICIES = ("skip", "stop")
 
@@ -112,7 +113,7 @@ class InpaintingModule(pl.LightningModule):
                 "nonfinite_loss": nonfinite_loss,
             }
         )
-        self.net: PConvUNet = _build(net_cfg, NET_TARGETS, "net")
+        self.net: PConvUNet = build_model(net_cfg, source="model.net config")
         self.loss = _build(loss_cfg, LOSS_TARGETS, "loss")
         # Which VGG weights were really used (imagenet_or_random may have fallen back to random): train.py logs it
         # with the hyper-parameters and it is stored in every checkpoint.
@@ -132,8 +133,6 @@ class InpaintingModule(pl.LightningModule):
     # ------------------------------------------------------------------ weights
     def load_net_weights(self, path: str | Path) -> None:
         """Load U-Net weights (only) from a Lightning checkpoint of this module or an exported weights file."""
-        from inpaint.checkpoint import load_net_state_dict
-
         state = load_net_state_dict(path)
         missing, unexpected = self.net.load_state_dict(state, strict=False)
         if missing or unexpected:

@@ -90,7 +90,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+# Absolute, so console scripts (inpaint-train) and any working directory find the configs.
+CONF_DIR = Path(__file__).resolve().parent / "conf"
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     from inpaint.module import NonFiniteLossError
 
