@@ -48,15 +48,24 @@ class Table:
 
 
 def cpu_model() -> str:
-    """The CPU model name from /proc/cpuinfo (``platform.processor()`` elsewhere)."""
+    """The CPU from /proc/cpuinfo: model name, family/model numbers and the vector extensions that matter for
+    float32/bf16 kernels (``platform.processor()`` elsewhere)."""
+    fields: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                if not line.strip():
+                    break  # the first processor is enough
+                key, _, value = line.partition(":")
+                fields[key.strip()] = value.strip()
     except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+        return platform.processor() or "unknown CPU"
+    flags = set(fields.get("flags", "").split())
+    simd = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
+    name = fields.get("model name", "unknown CPU")
+    return (
+        f"{name} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')}; {' '.join(simd)})"
+    )
 
 
 def machine_info(device: str = "cpu") -> dict[str, str]:

@@ -58,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--threads", type=int, default=None, help="torch intra-op threads (default: torch's; --quick: 1)"
     )
+    p.add_argument(
+        "--compile-cpu",
+        action="store_true",
+        help="CPU step: add a channels_last + torch.compile row (compiling takes minutes on 2 cores)",
+    )
     p.add_argument("--no-compile", action="store_true", help="GPU: skip the torch.compile row")
     p.add_argument(
         "--data-images", type=int, default=None, help="JPEG files generated for the data benchmark"
@@ -81,7 +86,7 @@ def run(args: argparse.Namespace) -> list[Table]:
         tables.append(table)
 
     if "step" in args.only:
-        from benchmarks.step import bench_step, cuda_variants
+        from benchmarks.step import bench_step, cpu_variants, cuda_variants
 
         if args.device == "cuda":
             shapes = [(32, 3, 2)] if args.quick else [(256, 7, 16), (512, 8, 4)]
@@ -100,7 +105,8 @@ def run(args: argparse.Namespace) -> list[Table]:
         else:
             size, levels, batch = (32, 3, 2) if args.quick else (256, 7, 2)
             t0 = time.perf_counter()
-            emit(bench_step("cpu", size, levels, batch, repeats), t0)
+            variants = cpu_variants(compile_step=args.compile_cpu)
+            emit(bench_step("cpu", size, levels, batch, repeats, variants=variants), t0)
 
     if "levers" in args.only:
         from benchmarks.levers import bench_levers
