@@ -105,7 +105,9 @@ class Inpainter:
         self, model: nn.Module, device: str | torch.device = "cpu", config: dict[str, Any] | None = None
     ) -> None:
         self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
+        # channels_last: faster convolutions and less memory (benchmarks/RESULTS.md: 665 -> 585 ms, 416 -> 316 MiB
+        # for one 512x512 image on the 2-core CPU), identical outputs.
+        self.model = model.to(self.device, memory_format=torch.channels_last).eval()
         self.config = dict(config or {})
         levels = getattr(model, "levels", None)
         if not isinstance(levels, int):
@@ -140,7 +142,11 @@ class Inpainter:
         image = image.to(self.device, torch.float32)
         mask = (mask.to(self.device, torch.float32) > 0.5).float()
         padded, padded_mask, (h, w) = pad_to_multiple(image, mask, self.size_multiple)
-        pred = self.model(padded * padded_mask, padded_mask)[..., :h, :w].float().clamp(0.0, 1.0)
+        cl = torch.channels_last
+        pred = self.model(
+            (padded * padded_mask).contiguous(memory_format=cl), padded_mask.contiguous(memory_format=cl)
+        )
+        pred = pred[..., :h, :w].float().clamp(0.0, 1.0)
         return (mask * image + (1.0 - mask) * pred).to(out_device)
 
     @overload
