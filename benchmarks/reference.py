@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from inpaint.losses import PAPER_WEIGHTS
 from inpaint.models import layer_table
 from inpaint.models.pconv_unet import LayerSpec
 
@@ -164,14 +165,8 @@ class NaiveInpaintingLoss(nn.Module):
     their weighted sum ``total`` (the keys of :class:`inpaint.losses.InpaintingLoss`).
     """
 
-    DEFAULT_WEIGHTS = {
-        "valid": 1.0,
-        "hole": 6.0,
-        "perceptual": 0.05,
-        "style_out": 120.0,
-        "style_comp": 120.0,
-        "tv": 0.1,
-    }
+    # The paper's weights (the constants, not the code, are shared with the library).
+    DEFAULT_WEIGHTS = dict(PAPER_WEIGHTS)
 
     def __init__(self, weights: dict[str, float] | None = None) -> None:
         super().__init__()
