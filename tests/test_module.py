@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from inpaint.checkpoint import UnsafeCheckpointError
-from inpaint.module import InpaintingModule, composite
+from inpaint.losses import composite
+from inpaint.module import InpaintingModule
 
 NET = {"levels": 3}
 LOSS = {"vgg_weights": "random", "weights": {"valid": 1.0, "hole": 6.0, "perceptual": 0.05, "tv": 0.1}}

@@ -16,7 +16,7 @@ from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 from pytorch_lightning.utilities import rank_zero_only
 
 from inpaint.checkpoint import atomic_output
-from inpaint.module import composite
+from inpaint.losses import composite
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 
 from inpaint.checkpoint import build_model, load_net_state_dict
-from inpaint.losses import InpaintingLoss
+from inpaint.losses import InpaintingLoss, composite
 from inpaint.metrics import BinnedImageMetrics
 from inpaint.models import PConvUNet
 
@@ -55,12 +55,6 @@ def _build(cfg: Mapping[str, Any], allowed: Mapping[str, type], what: str) -> An
         raise ValueError(f"{what} _target_ {target!r} is not one of {sorted(allowed)}")
     cls = allowed[target] if target else next(iter(allowed.values()))
     return cls(**kwargs)
-
-
-def composite(output: torch.Tensor, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Known pixels from ``image``, holes from ``output``. mask (B, 1|3, H, W), 1 = valid."""
-    mask = mask.to(output.dtype)
-    return mask * image + (1 - mask) * output
 
 
 class InpaintingModule(pl.LightningModule):
