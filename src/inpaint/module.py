@@ -47,14 +47,14 @@ def _plain(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
     return {k: _plain(v) if isinstance(v, Mapping) else v for k, v in dict(cfg).items()}
 
 
-def _build(cfg: Mapping[str, Any], allowed: Mapping[str, type], what: str) -> Any:
+def _build_loss(cfg: Mapping[str, Any]) -> InpaintingLoss:
+    """The loss from its config; ``_target_`` must name an allow-listed class."""
     kwargs = dict(cfg)
-    target = kwargs.pop("_target_", None)
+    target = kwargs.pop("_target_")
     kwargs.pop("_partial_", None)
-    if target is not None and target not in allowed:
-        raise ValueError(f"{what} _target_ {target!r} is not one of {sorted(allowed)}")
-    cls = allowed[target] if target else next(iter(allowed.values()))
-    return cls(**kwargs)
+    if target not in LOSS_TARGETS:
+        raise ValueError(f"loss _target_ {target!r} is not one of {sorted(LOSS_TARGETS)}")
+    return LOSS_TARGETS[target](**kwargs)
 
 
 class InpaintingModule(pl.LightningModule):
@@ -108,7 +108,7 @@ class InpaintingModule(pl.LightningModule):
             }
         )
         self.net: PConvUNet = build_model(net_cfg, source="model.net config")
-        self.loss = _build(loss_cfg, LOSS_TARGETS, "loss")
+        self.loss = _build_loss(loss_cfg)
         # Which VGG weights were really used (imagenet_or_random may have fallen back to random): train.py logs it
         # with the hyper-parameters and it is stored in every checkpoint.
         self.vgg_source: str = getattr(self.loss, "vgg_source", "unknown")
