@@ -15,7 +15,7 @@ from inpaint.data.pack import main as pack_main
 from inpaint.data.sources import DatasetLayoutError
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-SMALL = {"image_size": 32, "batch_size": 4, "num_workers": 0, "drop_last": False}
+SMALL = {"image_size": 32, "eval_image_size": None, "batch_size": 4, "num_workers": 0, "drop_last": False}
 
 
 def _data_cfg(name: str, **over):
@@ -64,7 +64,9 @@ def roots(tmp_path_factory):
 def test_every_data_config_yields_contract_batches(roots, name):
     over = {"root": str(roots[name])} if roots[name] is not None else {}
     if name == "folder":
-        over["val_fraction"] = 0.5
+        over.update(val_fraction=0.4, test_fraction=0.4)
+    if name in ("places2", "celeba_hq"):
+        over["holdout_fraction"] = 0.5  # validation = half of the few fake training images
     dm = build_datamodule(_data_cfg(name, **over), _masks_cfg())
     dm.setup("fit")
     _check_batch(next(iter(dm.train_dataloader())))
@@ -117,7 +119,7 @@ def test_plain_dicts_are_accepted_and_eval_dataset_is_fixed():
     masks = OmegaConf.to_container(_masks_cfg("lama_thick"), resolve=True)
     ds = build_eval_dataset(data, masks, split="val")
     again = build_eval_dataset(data, masks, split="val")
-    assert len(ds) == 12  # 2 held-out photos x val_repeats 6
+    assert len(ds) == 144  # 4 held-out photos x val_repeats 36
     for i in (0, 5, 11):
         assert torch.equal(ds[i]["mask"], again[i]["mask"]) and torch.equal(ds[i]["image"], again[i]["image"])
     bins = sorted(
@@ -177,7 +179,7 @@ def test_lightning_fit_two_epochs(tmp_path, caplog):
         enable_model_summary=False,
         default_root_dir=tmp_path,
     )
-    with caplog.at_level(logging.INFO, logger="inpaint.data"):
+    with caplog.at_level(logging.DEBUG, logger="inpaint.data"):  # a count of 0 is only a debug line
         trainer.fit(Tiny(), datamodule=dm)
     assert sorted(rec.train_mask_keys) == [0, 1] and all(len(v) == 16 for v in rec.train_mask_keys.values())
     assert all("/e0/" in k for k in rec.train_mask_keys[0]) and all(

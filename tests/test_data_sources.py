@@ -115,12 +115,46 @@ def test_holdout_split_is_disjoint_and_stable(tmp_path):
     assert {r.key for r in fewer} <= {r.key for r in val}
 
 
-def test_samples_are_bundled_colour_photos_with_a_held_out_set():
+def test_samples_are_the_bundled_photos_with_a_held_out_set():
+    from inpaint.data.sources import BUNDLED_PHOTOS
+
     train, val = sample_records("train"), sample_records("val")
-    assert len(train) >= 5 and len(val) == 2
+    assert (
+        len(train) + len(val) == len(BUNDLED_PHOTOS) == 22
+    )  # scikit-image, scikit-learn and matplotlib photos
+    assert {r.key for r in val} == {
+        "sklearn/china.jpg",
+        "sklearn/flower.jpg",
+        "skimage/coffee.png",
+        "skimage/rocket.jpg",
+    }
     assert {r.key for r in train}.isdisjoint({r.key for r in val})
+    assert {k.split("/")[0] for k in (r.key for r in train)} == {"skimage", "matplotlib"}
+    assert [r.key for r in sample_records("val", val_images=["coffee.png"])] == ["skimage/coffee.png"]
     with pytest.raises(ValueError, match="not among the bundled photos"):
-        sample_records("val", val_images=["camera.png"])
+        sample_records("val", val_images=["lena.png"])
+
+
+def test_holdout_slice_of_train_is_disjoint_and_excluded_from_train(tmp_path):
+    """Places2 / CelebA-HQ select checkpoints on a slice of train, so their official val set stays a clean test."""
+    root = make_places2(tmp_path, n_train=40, n_val=3)
+    cfg = {"source": "places2", "root": str(root), "holdout_fraction": 0.25}
+    train, holdout, test = (build_records(cfg, s) for s in ("train", "holdout", "val"))
+    assert holdout and {r.key for r in train}.isdisjoint({r.key for r in holdout})
+    assert len(train) + len(holdout) == 40 and len(test) == 3
+    assert build_records(cfg, "holdout") == holdout  # fixed
+    with pytest.raises(ValueError, match="holdout_fraction"):
+        build_records({"source": "places2", "root": str(root)}, "holdout")
+
+
+def test_folder_val_and_test_slices_are_disjoint(tmp_path):
+    for i in range(60):
+        (tmp_path / f"{i:03d}.png").write_bytes(b"x")
+    cfg = {"source": "folder", "root": str(tmp_path), "val_fraction": 0.2, "test_fraction": 0.2}
+    train, val, test = (build_records(cfg, s) for s in ("train", "val", "test"))
+    keys = [{r.key for r in x} for x in (train, val, test)]
+    assert keys[0].isdisjoint(keys[1]) and keys[0].isdisjoint(keys[2]) and keys[1].isdisjoint(keys[2])
+    assert sum(map(len, keys)) == 60 and val and test
 
 
 def test_build_records_dispatch(tmp_path):

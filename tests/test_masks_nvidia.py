@@ -105,3 +105,26 @@ def test_training_masks_hole_ratio_range(tmp_path):
     masks = NvidiaTrainMasks(tmp_path, polarity="white_hole").with_hole_ratio_range(0.2, 0.5)
     for i in range(10):
         assert 0.2 < mask_hole_ratio(masks.sample(rng_for(5, i), 64, 64)) <= 0.5
+
+
+def test_bin_ordered_release_covers_every_bin_in_any_prefix(tmp_path):
+    """NVIDIA's release is stored bin by bin; 12 evaluated images must still see all six bins."""
+    from inpaint.data.mask_factory import build_mask_provider
+    from inpaint.data.mask_sets import write_eval_mask_set
+
+    ratios = tuple(r for r in (0.05, 0.15, 0.25, 0.35, 0.45, 0.55) for _ in range(4))  # 24 files, bin order
+    make_nvidia(tmp_path / "nv", ratios)
+    provider = build_mask_provider(
+        {"name": "nv", "train": "mixed", "eval": {"type": "nvidia_test", "root": str(tmp_path / "nv")}}, "val"
+    )
+    bins = [int(hole_ratio_bin(mask_hole_ratio(provider.get(i, 0, 64, 64)[0]))) for i in range(12)]
+    assert sorted(set(bins)) == [0, 1, 2, 3, 4, 5] and bins[:6] == [0, 1, 2, 3, 4, 5]
+    # the same for a set written by make_eval_masks (also written bin by bin)
+    from inpaint.data.mask_factory import build_mask_sampler
+
+    write_eval_mask_set(tmp_path / "set", build_mask_sampler("mixed"), per_bin=3, size=64, seed=0)
+    provider = build_mask_provider(
+        {"name": "s", "train": "mixed", "eval": {"type": "mask_set", "path": str(tmp_path / "set")}}, "val"
+    )
+    bins = [int(hole_ratio_bin(mask_hole_ratio(provider.get(i, 0, 64, 64)[0]))) for i in range(6)]
+    assert bins == [0, 1, 2, 3, 4, 5]

@@ -145,6 +145,54 @@ def test_freeze_encoder_bn_survives_train_and_decoder_bn_keeps_learning():
             assert not block.bn.weight.requires_grad and not block.bn.bias.requires_grad
 
 
+@pytest.mark.parametrize("convert", ["torch", "lightning"])
+def test_frozen_encoder_bn_survives_sync_batchnorm_conversion(convert):
+    """trainer=ddp / multinode set sync_batchnorm: the conversion Lightning applies must leave the frozen encoder
+    BatchNorm alone (statistics and affine unchanged by a train-mode step) while the decoder's BatchNorm syncs."""
+    torch.manual_seed(4)
+    net = PConvUNet(levels=4)
+    net(*_inputs(seed=9))  # non-trivial running statistics before the freeze
+    net.freeze_encoder_bn()
+    if convert == "torch":
+        net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
+    else:
+        from pytorch_lightning.plugins.layer_sync import TorchSyncBatchNorm
+
+        net = TorchSyncBatchNorm().apply(net)
+    encoder_bns = [b.bn for b in net.encoder if b.bn is not None]
+    decoder_bns = [b.bn for b in net.decoder if b.bn is not None]
+    assert not any(isinstance(bn, torch.nn.SyncBatchNorm) for bn in encoder_bns)
+    assert all(isinstance(bn, torch.nn.SyncBatchNorm) for bn in decoder_bns)
+    assert net.encoder_bn_frozen
+    enc_before = {n: v.clone() for n, v in net.encoder.state_dict().items() if ".bn." in n}
+    dec_before = {n: v.clone() for n, v in net.decoder.state_dict().items() if ".bn." in n}
+    net.train()
+    opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=1e-2)
+    image, mask = _inputs(seed=1)
+    opt.zero_grad()
+    net(image, mask).mean().backward()
+    opt.step()
+    for n, v in net.encoder.state_dict().items():
+        if ".bn." in n:
+            assert torch.equal(v, enc_before[n]), f"encoder BN {n} changed after sync conversion"
+    assert any(not torch.equal(v, dec_before[n]) for n, v in net.decoder.state_dict().items() if ".bn." in n)
+
+
+def test_frozen_and_trainable_bn_checkpoints_are_interchangeable():
+    torch.manual_seed(5)
+    net = PConvUNet(levels=3)
+    net(*_inputs(seed=2))
+    frozen = PConvUNet(levels=3)
+    frozen.load_state_dict(net.state_dict())
+    frozen.freeze_encoder_bn()
+    assert frozen.state_dict().keys() == net.state_dict().keys()
+    fresh = PConvUNet(levels=3)
+    fresh.load_state_dict(frozen.state_dict())  # a fine-tuning checkpoint loads into a plain network
+    image, mask = _inputs(seed=3)
+    with torch.no_grad():
+        torch.testing.assert_close(fresh.eval()(image, mask), frozen.eval()(image, mask), rtol=0, atol=0)
+
+
 def test_frozen_encoder_bn_uses_running_stats_in_train_mode():
     torch.manual_seed(3)
     net = PConvUNet(levels=3)

@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 
-from _data_fixtures import make_celeba, make_celeba_hq, make_places2
+from _data_fixtures import make_celeba, make_celeba_hq, make_nvidia, make_places2
 from _train_helpers import CONF_DIR, TINY, compose_train, run_cli
 from inpaint.train import train
 
@@ -36,6 +36,8 @@ def test_expected_experiments_exist():
         "celeba_finetune",
         "celeba_hq",
         "celeba_hq_finetune",
+        "places2_paper",
+        "places2_paper_finetune",
         "smoke",
     }
     assert expected <= set(EXPERIMENTS)
@@ -50,6 +52,8 @@ def test_experiment_is_not_in_the_primary_defaults():
 @pytest.mark.parametrize("experiment", [e for e in EXPERIMENTS])
 def test_every_experiment_composes(experiment, tmp_path):
     overrides = [f"+experiment={experiment}", "data.root=/nonexistent"]
+    if "paper" in experiment:
+        overrides.append("masks.root=/nonexistent")
     if experiment.endswith("_finetune"):
         overrides.append("model.init_from=/some/phase1.ckpt")
     cfg = compose_train(overrides, tmp_path)
@@ -64,7 +68,12 @@ def test_every_experiment_composes(experiment, tmp_path):
         assert cfg.loss.weights.hole == 6.0 and cfg.loss.weights.style_out == 120.0
 
 
-FAKE_DATASETS = {"places2": make_places2, "celeba": make_celeba, "celeba_hq": make_celeba_hq}
+FAKE_DATASETS = {
+    "places2": lambda root: make_places2(root, n_train=40),
+    "places2_paper": lambda root: make_places2(root, n_train=40, size=72, large=True),
+    "celeba": make_celeba,
+    "celeba_hq": lambda root: make_celeba_hq(root, n=40),
+}
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
@@ -75,6 +84,12 @@ def test_every_experiment_runs_fast_dev_run(experiment, tmp_path):
     if base in FAKE_DATASETS:
         root = FAKE_DATASETS[base](tmp_path / "data")
         overrides.append(f"data.root={root}")
+    if base in ("places2", "places2_paper", "celeba_hq"):
+        overrides.append("data.holdout_fraction=0.25")  # of 40 fake images: a few validation images
+    if base == "places2_paper":  # NVIDIA's two mask releases, stand-ins in their real layout
+        make_nvidia(tmp_path / "nv" / "irregular_mask" / "disocclusion_img_mask", (0.1, 0.3, 0.5))
+        make_nvidia(tmp_path / "nv" / "mask" / "testing_mask_dataset", (0.05, 0.15, 0.25, 0.35, 0.45, 0.55))
+        overrides.append(f"masks.root={tmp_path / 'nv'}")
     if experiment.endswith("_finetune"):
         phase1 = _tiny_phase1_checkpoint(tmp_path)
         overrides.append(f"model.init_from={phase1}")
@@ -189,7 +204,7 @@ def test_nonfinite_batch_follows_policy(policy, tmp_path, monkeypatch):
         assert all(torch.isfinite(w).all() for w in weights)
         assert ckpt["nonfinite_skipped"] == 1
     else:
-        with pytest.raises(NonFiniteLossError, match="non-finite input batch at global step 1"):
+        with pytest.raises(NonFiniteLossError, match="non-finite loss or gradients at global step 1"):
             train(cfg)
         assert (tmp_path / "checkpoints" / "nonfinite.ckpt").is_file()
 
@@ -241,7 +256,7 @@ def test_ddp_cpu_two_ranks_identical_weights_disjoint_data(tmp_path):
             "trainer.max_steps=3",
             "trainer.val_check_interval=3",
             f"data.root={root}",
-            "+callbacks.audit._target_=inpaint.callbacks.DistributedAudit",
+            "+callbacks.audit._target_=_train_helpers.DistributedAudit",
             f"hydra.run.dir={out}",
         ],
         cwd=tmp_path,
@@ -257,6 +272,65 @@ def test_ddp_cpu_two_ranks_identical_weights_disjoint_data(tmp_path):
     # one output directory for the run, not one per rank
     assert (out / "checkpoints" / "last.ckpt").is_file()
     assert not list(tmp_path.glob("outputs/**/checkpoints"))
+
+
+def _ddp_args(root: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "+experiment=places2",
+        *[o for o in TINY if not o.startswith("trainer=")],
+        "loss=l1",
+        "trainer=ddp_cpu",
+        "trainer.val_check_interval=1000",
+        "callbacks.image_grids.every_n_steps=0",
+        f"data.root={root}",
+        "+callbacks.audit._target_=_train_helpers.DistributedAudit",
+        f"hydra.run.dir={out}",
+        *extra,
+    ]
+
+
+@pytest.mark.slow
+def test_ddp_nonfinite_batch_on_one_rank_is_skipped_on_every_rank(tmp_path):
+    """A NaN on rank 1 only: both ranks skip that step (no crash, no hang), BN statistics stay finite, and the
+    ranks end with identical, finite weights; the skip is counted."""
+    root = make_places2(tmp_path / "data", n_train=16, n_val=2)
+    out = tmp_path / "run"
+    proc = run_cli(
+        _ddp_args(root, out, "trainer.max_steps=4", "+callbacks.poison._target_=_train_helpers.PoisonBatch"),
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    records = [json.loads((out / "audit" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert records[0]["net_sha256"] == records[1]["net_sha256"], "ranks diverged after the skipped batch"
+    assert all(r["net_finite"] and r["nonfinite_skipped"] == 1 and r["global_step"] == 4 for r in records)
+    ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert all(v.float().isfinite().all() for k, v in ckpt["state_dict"].items() if "running_" in k)
+
+
+@pytest.mark.slow
+def test_ddp_preemption_signal_on_one_rank_stops_every_rank_cleanly(tmp_path):
+    root = make_places2(tmp_path / "data", n_train=16, n_val=2)
+    out = tmp_path / "run"
+    proc = run_cli(
+        _ddp_args(
+            root,
+            out,
+            "trainer.max_steps=200",
+            "callbacks.preemption.check_every_n_steps=1",
+            "+callbacks.signal._target_=_train_helpers.SignalRank",
+        ),
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    records = [json.loads((out / "audit" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert (
+        records[0]["global_step"] == records[1]["global_step"] == 3
+    )  # signalled in step 3, stopped after it
+    assert records[0]["net_sha256"] == records[1]["net_sha256"]
+    ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["global_step"] == 3
 
 
 @pytest.mark.slow
@@ -312,6 +386,38 @@ def test_sigterm_saves_checkpoint_and_resume_continues(tmp_path):
         tmp_path / "resumed" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True
     )
     assert final["global_step"] == step + 3
+
+
+@pytest.mark.slow
+def test_mid_epoch_resume_continues_with_the_samples_the_interrupted_run_had_not_seen(tmp_path):
+    """8 batches per epoch; preempted after 5 and resumed to 8: the two runs together see exactly the samples, in the
+    order, of one uninterrupted run (no replay of the epoch's start, no lost tail)."""
+    common = [
+        "+experiment=smoke",
+        "data.samples_per_epoch=32",
+        "data.batch_size=4",
+        "trainer.val_check_interval=1000",
+        "callbacks.image_grids.every_n_steps=0",
+        "+callbacks.audit._target_=_train_helpers.DistributedAudit",
+    ]
+
+    def run(name: str, steps: int, *extra: str) -> list[str]:
+        out = tmp_path / name
+        proc = run_cli([*common, f"trainer.max_steps={steps}", f"hydra.run.dir={out}", *extra], cwd=tmp_path)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        return json.loads((out / "audit" / "rank0.json").read_text())["mask_keys"]
+
+    whole = run("whole", 8)
+    first = run(
+        "first",
+        8,
+        "+callbacks.signal._target_=_train_helpers.SignalRank",
+        "+callbacks.signal.rank=0",
+        "+callbacks.signal.step=4",
+    )  # signalled in step 5: checkpoint and stop after it
+    rest = run("rest", 8, f"ckpt_path={tmp_path / 'first' / 'checkpoints' / 'last.ckpt'}")
+    assert len(whole) == 32 and first == whole[:20]
+    assert rest == whole[20:], "the resumed run did not continue the interrupted epoch where it stopped"
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from PIL import Image
-from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 from pytorch_lightning.utilities import rank_zero_only
 
@@ -107,6 +108,46 @@ class ImageGridLogger(pl.Callback):
         )
 
 
+class BestCheckpoint(ModelCheckpoint):
+    """Lightning's ``ModelCheckpoint`` that never keeps a checkpoint whose monitored metric is NaN or infinite.
+
+    Lightning ranks a NaN as the worst score but still saves it while fewer than ``save_top_k`` checkpoints exist, so
+    a run that diverged before its first validation would keep ``...-psnrnan.ckpt`` as its "best".
+    """
+
+    def _save_topk_checkpoint(self, trainer: pl.Trainer, monitor_candidates: dict[str, torch.Tensor]) -> None:
+        value = monitor_candidates.get(self.monitor) if self.monitor else None
+        if value is not None and not bool(torch.isfinite(torch.as_tensor(value)).all()):
+            rank_zero_only(log.warning)(
+                "%s is %s at step %d: not a candidate for the best checkpoint",
+                self.monitor,
+                float(value),
+                trainer.global_step,
+            )
+            return
+        super()._save_topk_checkpoint(trainer, monitor_candidates)
+
+
+class StepProgressBar(RichProgressBar):
+    """Rich progress bar whose description names the optimiser step out of ``max_steps`` when training is
+    step-bound (Lightning's own shows ``Epoch 1/-2`` for ``max_epochs=-1``)."""
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        trainer = self.trainer
+        if trainer.max_epochs is not None and trainer.max_epochs > 0:
+            return super()._get_train_description(current_epoch)
+        total = f"/{trainer.max_steps}" if trainer.max_steps > 0 else ""
+        return f"Epoch {current_epoch} · step {trainer.global_step}{total}"
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        if self.progress is not None and self.train_progress_bar_id is not None:
+            description = self._get_train_description(trainer.current_epoch)
+            self.progress.update(self.train_progress_bar_id, description=description)
+
+
 class LastCheckpoint(ModelCheckpoint):
     """``<dirpath>/last.ckpt``: the latest state, refreshed at every validation and at the end of training.
 
@@ -120,9 +161,11 @@ class LastCheckpoint(ModelCheckpoint):
         )
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        preempted = any(isinstance(cb, PreemptionCheckpoint) and cb.saved_path for cb in trainer.callbacks)
         if (
             trainer.fast_dev_run
             or trainer.sanity_checking
+            or preempted  # its mid-epoch checkpoint resumes mid-epoch; one written now would mark the epoch done
             or self._last_global_step_saved == trainer.global_step
         ):
             return
@@ -131,36 +174,67 @@ class LastCheckpoint(ModelCheckpoint):
 
 
 class PreemptionCheckpoint(pl.Callback):
-    """On SIGTERM or SIGUSR1 (cluster preemption), write ``<dirpath>/last.ckpt`` at the end of the current batch and
-    stop training cleanly. ``ckpt_path=<that file>`` resumes at the same global step.
+    """On SIGTERM or SIGUSR1 (cluster preemption), write ``<dirpath>/last.ckpt`` at the end of a training batch and
+    stop cleanly. ``ckpt_path=<that file>`` resumes at the same global step.
 
-    SIGTERM is noticed through Lightning's own handler (``trainer.received_sigterm``); SIGUSR1 through a handler
-    installed here when no other one (e.g. Lightning's SLURM auto-requeue) is installed.
+    The signal handlers only raise a flag. Under DDP the ranks then agree on stopping (an all-reduce of the flag
+    every ``check_every_n_steps`` steps) before anyone saves, so a signal that reached only some ranks cannot leave
+    the others waiting in a collective. Lightning's own SIGTERM handler is replaced for the duration of ``fit`` for
+    the same reason: it broadcasts from inside the signal handler. A SIGUSR1 handler installed by someone else (e.g.
+    Lightning's SLURM auto-requeue) is left in place.
+
+    Args:
+        dirpath: checkpoint folder (default ``<default_root_dir>/checkpoints``).
+        filename: checkpoint file name.
+        check_every_n_steps: under DDP, optimiser steps between agreements (each is one tiny all-reduce).
     """
 
-    def __init__(self, dirpath: str | None = None, filename: str = "last.ckpt") -> None:
+    def __init__(
+        self, dirpath: str | None = None, filename: str = "last.ckpt", check_every_n_steps: int = 10
+    ):
+        if check_every_n_steps < 1:
+            raise ValueError(f"check_every_n_steps must be >= 1, got {check_every_n_steps}")
         self.dirpath = dirpath
         self.filename = filename
-        self._usr1 = False
+        self.check_every_n_steps = check_every_n_steps
+        self.signalled = False
         self.saved_path: Path | None = None
+        self._previous: dict[int, Any] = {}
 
-    def _on_usr1(self, signum: int, frame: Any) -> None:
-        self._usr1 = True
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.signalled = True
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            log.warning("PreemptionCheckpoint: signal handlers can only be installed in the main thread")
+            return
+        wanted = [signal.SIGTERM]
         if hasattr(signal, "SIGUSR1") and signal.getsignal(signal.SIGUSR1) in (signal.SIG_DFL, None):
-            try:
-                signal.signal(signal.SIGUSR1, self._on_usr1)
-            except ValueError:  # not the main thread
-                log.warning("PreemptionCheckpoint: cannot install a SIGUSR1 handler outside the main thread")
+            wanted.append(signal.SIGUSR1)
+        for signum in wanted:
+            self._previous[signum] = signal.signal(signum, self._on_signal)
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
+
+    def _agreed(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> bool:
+        if trainer.world_size == 1:
+            return self.signalled
+        if trainer.global_step % self.check_every_n_steps:
+            return False
+        flag = torch.tensor([float(self.signalled)], device=pl_module.device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return bool(flag.item())
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        if not (trainer.received_sigterm or self._usr1) or self.saved_path is not None:
+        if self.saved_path is not None or not self._agreed(trainer, pl_module):
             return
         path = Path(self.dirpath or Path(trainer.default_root_dir) / "checkpoints") / self.filename
-        trainer.save_checkpoint(path)  # Lightning writes checkpoints atomically
+        trainer.save_checkpoint(path)  # every rank takes part (a barrier), rank 0 writes
         self.saved_path = path
         rank_zero_only(log.warning)(
             "Preemption signal received: checkpoint saved to %s at global step %d; stopping. "
@@ -172,38 +246,162 @@ class PreemptionCheckpoint(pl.Callback):
         trainer.should_stop = True
 
 
-class DistributedAudit(pl.Callback):
-    """Records, per rank, the sample keys this rank trained on and a checksum of its final weights, as
-    ``<output_dir>/audit/rank<R>.json``. For checking a distributed run: ranks should see disjoint samples and
-    end with identical weights. Add with ``+callbacks.audit._target_=inpaint.callbacks.DistributedAudit``.
+class LearningCurve(pl.Callback):
+    """Held-out PSNR per hole-ratio bin against optimiser steps and wall time, with the classical baselines.
+
+    At every validation (not the sanity check) it appends the model's ``val/psnr`` and ``val/psnr/<bin>`` to
+    ``<output_dir>/learning_curve.csv`` and redraws ``<output_dir>/learning_curve.png``: one panel per bin, PSNR
+    against wall time (seconds since the run started), with OpenCV Telea and Navier-Stokes on the same validation
+    images and masks as horizontal lines, so the crossover is visible at a glance. The baselines are computed once,
+    during the first validation pass. Both files are written atomically by rank zero.
+
+    Args:
+        output_dir: run directory (default: the trainer's ``default_root_dir``).
+        baselines: OpenCV methods drawn as reference lines (keys of :data:`inpaint.baselines.BASELINES`).
     """
 
-    def __init__(self, output_dir: str | None = None) -> None:
+    def __init__(
+        self, output_dir: str | None = None, baselines: tuple[str, ...] = ("telea", "navier_stokes")
+    ):
+        from inpaint.baselines import BASELINES
+
+        unknown = sorted(set(baselines) - set(BASELINES))
+        if unknown:
+            raise ValueError(f"unknown baselines {unknown}; available: {sorted(BASELINES)}")
         self.output_dir = output_dir
-        self.keys: list[str] = []
+        self.baselines = tuple(baselines)
+        self.rows: list[dict[str, float]] = []
+        self.reference: dict[str, dict[str, float]] = {}  # method -> metric key -> value
+        self._metrics: dict[str, Any] = {}
+        self._start: float | None = None
 
-    def on_train_batch_start(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    def _dir(self, trainer: pl.Trainer) -> Path:
+        return Path(self.output_dir or trainer.default_root_dir)
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        import time
+
+        if self._start is None:
+            self._start = time.monotonic()
+
+    def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        from inpaint.metrics import BinnedImageMetrics
+
+        if self.reference or trainer.sanity_checking:
+            return
+        self._metrics = {m: BinnedImageMetrics().to(pl_module.device) for m in self.baselines}
+
+    def on_validation_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
     ) -> None:
-        self.keys.extend(str(k) for k in batch.get("key", []))
+        from inpaint.baselines import inpaint_opencv_batch
 
-    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        import hashlib
-        import json
+        if not self._metrics or trainer.sanity_checking:
+            return
+        image, mask = batch["image"].float(), batch["mask"].float()
+        for method, metric in self._metrics.items():
+            metric.update(inpaint_opencv_batch(image * mask, mask, method), image, batch["hole_ratio"])
 
-        digest = hashlib.sha256()
-        for name, tensor in sorted(pl_module.state_dict().items()):
-            if name.startswith("net."):
-                digest.update(name.encode())
-                digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-        out = Path(self.output_dir or trainer.default_root_dir) / "audit" / f"rank{trainer.global_rank}.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        record = {
-            "rank": trainer.global_rank,
-            "world_size": trainer.world_size,
-            "global_step": trainer.global_step,
-            "keys": self.keys,
-            "net_sha256": digest.hexdigest(),
-        }
-        with atomic_output(out) as tmp:
-            tmp.write_text(json.dumps(record))
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+
+        if trainer.sanity_checking:
+            return
+        if self._metrics:
+            self.reference = {
+                m: {k: float(v) for k, v in metric.compute().items()} for m, metric in self._metrics.items()
+            }
+            self._metrics = {}
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # callback_metrics hold this validation's values only once the module's epoch-end logging has run.
+        import time
+
+        if trainer.sanity_checking:
+            return
+        values = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/psnr")}
+        if not values:
+            return
+        elapsed = time.monotonic() - (self._start or time.monotonic())
+        self.rows.append({"step": float(trainer.global_step), "seconds": elapsed, **values})
+        if trainer.is_global_zero:
+            self._write(trainer)
+
+    def _write(self, trainer: pl.Trainer) -> None:
+        import csv
+        import io
+
+        from inpaint.evaluate import METHOD_LABELS
+        from inpaint.hole_ratio import BIN_NAMES
+
+        keys = ["step", "seconds", "val/psnr", *[f"val/psnr/{b}" for b in BIN_NAMES]]
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.rows)
+        for method, ref in self.reference.items():
+            writer.writerow({"step": "", "seconds": method, **{k: ref.get(k[4:]) for k in keys[2:]}})
+        out = self._dir(trainer)
+        with atomic_output(out / "learning_curve.csv") as tmp:
+            tmp.write_text(buf.getvalue(), encoding="utf-8")
+        fig = plot_learning_curve(
+            self.rows, self.reference, {m: METHOD_LABELS.get(m, m) for m in self.reference}
+        )
+        with atomic_output(out / "learning_curve.png") as tmp:
+            fig.savefig(tmp, format="png", dpi=110)
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+
+
+def plot_learning_curve(
+    rows: list[dict[str, float]], reference: dict[str, dict[str, float]], labels: dict[str, str]
+) -> Any:
+    """A figure of held-out PSNR per hole-ratio bin (one panel each, plus "all") against wall time.
+
+    Args:
+        rows: one dict per validation with ``seconds``, ``step`` and ``val/psnr[/<bin>]`` keys.
+        reference: method -> ``{"psnr": ..., "psnr/<bin>": ...}`` drawn as horizontal lines.
+        labels: display names of the reference methods.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from inpaint.hole_ratio import BIN_NAMES
+
+    groups = [b for b in BIN_NAMES if any(f"val/psnr/{b}" in r for r in rows)] + ["all"]
+    cols = 4 if len(groups) > 3 else len(groups)
+    nrows = -(-len(groups) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.6 * cols, 2.9 * nrows), squeeze=False)
+    minutes = [r["seconds"] / 60 for r in rows]
+    for ax, group in zip(axes.flat, groups, strict=False):
+        key = "val/psnr" if group == "all" else f"val/psnr/{group}"
+        ax.plot(minutes, [r.get(key, float("nan")) for r in rows], marker="o", ms=3, label="PConv U-Net")
+        for i, (method, ref) in enumerate(reference.items()):
+            value = ref.get(key[4:])
+            if value is not None:
+                ax.axhline(value, color=f"C{i + 1}", ls="--", lw=1, label=labels.get(method, method))
+        title = "all holes" if group == "all" else f"holes {int(group[:2])}–{int(group[3:])} %"
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("wall time (min)")
+        ax.set_ylabel("PSNR (dB)")
+        ax.grid(alpha=0.3)
+        if rows:
+            step_axis = ax.secondary_xaxis("top")
+            step_axis.set_xticks(minutes[:: max(1, len(minutes) // 4)])
+            step_axis.set_xticklabels(
+                [str(int(r["step"])) for r in rows[:: max(1, len(rows) // 4)]], fontsize=7
+            )
+    for ax in list(axes.flat)[len(groups) :]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=8, loc="lower right")
+    fig.suptitle("held-out PSNR of the composite (top axis: optimiser steps)", fontsize=10)
+    fig.tight_layout()
+    return fig

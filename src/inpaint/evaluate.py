@@ -191,6 +191,8 @@ class EvaluationReport:
         notes = [f"- {name.upper()}: skipped — {reason}" for name, reason in self.skipped.items()]
         n = self.info.get("num_images")
         text = "\n".join(lines)
+        if self.info.get("split_caveat"):
+            text = f"Note on the images: {self.info['split_caveat']}.\n\n{text}"
         if n is not None:
             text += f"\n\n{n} images; metrics on the composited output (known pixels from the input), images in [0, 1]."
         return text + ("\n\n" + "\n".join(notes) if notes else "") + "\n"
@@ -589,9 +591,10 @@ def _resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def build_eval_loader(cfg: DictConfig) -> Iterable[Batch]:
+def build_eval_loader(cfg: DictConfig) -> tuple[Iterable[Batch], str | None]:
     """The ``cfg.split`` loader of the data module built from ``cfg.data`` / ``cfg.masks``, with the evaluation's
-    ``batch_size`` and ``num_workers``."""
+    ``batch_size`` and ``num_workers``, and a caveat for the report when its images also serve validation (where
+    checkpoints are selected), or None."""
     from omegaconf import OmegaConf
 
     from inpaint.data import build_datamodule
@@ -602,7 +605,17 @@ def build_eval_loader(cfg: DictConfig) -> Iterable[Batch]:
     assert isinstance(data_cfg, dict)
     data_cfg.update(batch_size=int(cfg.batch_size), num_workers=int(cfg.num_workers))
     datamodule = build_datamodule(data_cfg, cfg.masks)
-    return datamodule.test_dataloader() if cfg.split == "test" else datamodule.val_dataloader()
+    if cfg.split == "val":
+        caveat = "these are the validation images, on which checkpoints are selected: not a held-out test"
+    elif datamodule.test_is_validation:
+        caveat = (
+            "this dataset's test split is its validation split (other crops and masks where generated): numbers of "
+            "a checkpoint selected on validation (best) are optimistic; last.ckpt was selected by nothing"
+        )
+    else:
+        caveat = None
+    loader = datamodule.test_dataloader() if cfg.split == "test" else datamodule.val_dataloader()
+    return loader, caveat
 
 
 def load_config(overrides: Sequence[str] = ()) -> DictConfig:
@@ -634,9 +647,10 @@ def run(cfg: DictConfig) -> EvaluationReport:
 
     device = _resolve_device(str(cfg.device))
     inpainter = Inpainter.from_checkpoint(cfg.ckpt_path, device=device)
-    loader = build_eval_loader(cfg)
+    loader, caveat = build_eval_loader(cfg)
     info = {
         "checkpoint": str(cfg.ckpt_path),
+        "split_caveat": caveat,
         "model": inpainter.config,
         "data": OmegaConf.to_container(cfg.data, resolve=True),
         "masks": OmegaConf.to_container(cfg.masks, resolve=True),

@@ -8,13 +8,14 @@ holes from the network), clamped to [0, 1].
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
-import torch.distributed as dist
+from torch import nn
 
 from inpaint.checkpoint import build_model, load_net_state_dict
 from inpaint.losses import InpaintingLoss, composite
@@ -27,6 +28,26 @@ log = logging.getLogger(__name__)
 # string.
 LOSS_TARGETS = {"inpaint.losses.InpaintingLoss": InpaintingLoss}
 NONFINITE_POLICIES = ("skip", "stop")
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def lr_factor(schedule: str, warmup_steps: int, total_steps: int | None, min_ratio: float = 0.0) -> Any:
+    """The learning-rate multiplier per optimiser step: linear warm-up, then constant or cosine decay.
+
+    >>> f = lr_factor("cosine", 10, 110, 0.0)
+    >>> [round(f(s), 3) for s in (0, 9, 10, 60, 110)]
+    [0.1, 1.0, 1.0, 0.5, 0.0]
+    """
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        if schedule == "constant" or total_steps is None:
+            return 1.0
+        t = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+    return factor
 
 
 class NonFiniteLossError(RuntimeError):
@@ -69,10 +90,19 @@ class InpaintingModule(pl.LightningModule):
         finetune: phase 2 of the paper: freeze encoder BatchNorm (statistics and affine parameters).
         init_from: a checkpoint whose U-Net weights initialise this model (weights only, not optimiser state);
             a Lightning ``.ckpt`` of this module or a weights file written by ``inpaint.export``.
+        lr_schedule: ``constant`` (the paper) or ``cosine`` (decay to ``min_lr_ratio * lr`` at ``trainer.max_steps``);
+            both after a linear warm-up of ``warmup_steps``.
+        warmup_steps: optimiser steps of linear learning-rate warm-up (0 = none).
+        min_lr_ratio: the cosine schedule's final learning rate as a fraction of ``lr``.
+        augment: keyword arguments of :class:`inpaint.data.augment.ColourAugmentation`, applied to training batches
+            on the training device; ``None`` = no batch augmentation (the paper).
         channels_last: run the U-Net in channels-last memory format (faster convolutions on GPUs).
         compile: wrap the U-Net's forward in ``torch.compile``.
-        nonfinite_loss: ``skip`` drops a batch whose input or loss is not finite (counted, logged as
+        nonfinite_loss: what a batch with a non-finite loss or gradient does (on every rank alike, BatchNorm
+            statistics restored, no optimiser update): ``skip`` drops it (counted, logged as
             ``train/nonfinite_skipped``); ``stop`` writes ``nonfinite.ckpt`` and raises :class:`NonFiniteLossError`.
+        max_nonfinite_in_a_row: under ``skip``, this many non-finite batches in a row mean the run has diverged:
+            it stops as under ``stop``.
     """
 
     def __init__(
@@ -84,11 +114,22 @@ class InpaintingModule(pl.LightningModule):
         weight_decay: float = 0.0,
         finetune: bool = False,
         init_from: str | None = None,
+        lr_schedule: str = "constant",
+        warmup_steps: int = 0,
+        min_lr_ratio: float = 0.0,
+        augment: Mapping[str, Any] | None = None,
         channels_last: bool = False,
         compile: bool = False,
         nonfinite_loss: str = "skip",
+        max_nonfinite_in_a_row: int = 20,
     ) -> None:
         super().__init__()
+        if lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
+        if warmup_steps < 0 or not 0.0 <= min_lr_ratio <= 1.0:
+            raise ValueError(
+                f"need warmup_steps >= 0 and 0 <= min_lr_ratio <= 1, got {warmup_steps}, {min_lr_ratio}"
+            )
         if nonfinite_loss not in NONFINITE_POLICIES:
             raise ValueError(f"nonfinite_loss must be one of {NONFINITE_POLICIES}, got {nonfinite_loss!r}")
         net_cfg = {"_target_": "inpaint.models.PConvUNet", **_plain(net)}
@@ -102,13 +143,23 @@ class InpaintingModule(pl.LightningModule):
                 "weight_decay": weight_decay,
                 "finetune": finetune,
                 "init_from": init_from,
+                "lr_schedule": lr_schedule,
+                "warmup_steps": warmup_steps,
+                "min_lr_ratio": min_lr_ratio,
+                "augment": _plain(augment) if augment is not None else None,
                 "channels_last": channels_last,
                 "compile": compile,
                 "nonfinite_loss": nonfinite_loss,
+                "max_nonfinite_in_a_row": max_nonfinite_in_a_row,
             }
         )
         self.net: PConvUNet = build_model(net_cfg, source="model.net config")
         self.loss = _build_loss(loss_cfg)
+        self.augment = None
+        if augment is not None:
+            from inpaint.data.augment import ColourAugmentation  # kornia: only when asked for
+
+            self.augment = ColourAugmentation(**_plain(augment))
         # Which VGG weights were really used (imagenet_or_random may have fallen back to random): train.py logs it
         # with the hyper-parameters and it is stored in every checkpoint.
         self.vgg_source: str = getattr(self.loss, "vgg_source", "unknown")
@@ -126,6 +177,9 @@ class InpaintingModule(pl.LightningModule):
         self.val_metrics = BinnedImageMetrics()
         self.test_metrics = BinnedImageMetrics()
         self.nonfinite_skipped = 0
+        self.nonfinite_in_a_row = 0
+        self._bn_saved: list[dict[str, torch.Tensor]] = []
+        self._anchor = next(p for p in self.net.parameters() if p.requires_grad)
 
     # ------------------------------------------------------------------ weights
     def load_net_weights(self, path: str | Path) -> None:
@@ -144,45 +198,75 @@ class InpaintingModule(pl.LightningModule):
         """Raw U-Net prediction (B, 3, H, W); mask 1 = valid."""
         return self._net_forward(image, mask)
 
-    def _all_finite(self, *tensors: torch.Tensor) -> bool:
-        ok = torch.stack([torch.isfinite(t).all() for t in tensors]).all().float()
-        # Every rank must take the same branch, or DDP's gradient all-reduce would hang.
-        if dist.is_available() and dist.is_initialized() and self.trainer.world_size > 1:
-            dist.all_reduce(ok, op=dist.ReduceOp.MIN)
-        return bool(ok.item())
+    def _batch_norms(self) -> list[nn.Module]:
+        # Looked up each time: Lightning may have replaced them by SyncBatchNorm after __init__.
+        return [m for m in self.net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
-    def _nonfinite(self, batch_idx: int, where: str) -> None:
-        msg = f"non-finite {where} at global step {self.global_step} (batch {batch_idx})"
-        if self.hparams.nonfinite_loss == "skip":
-            self.nonfinite_skipped += 1
-            log.warning("%s: batch skipped (%d so far)", msg, self.nonfinite_skipped)
+    def _poison_if_nonfinite(self, total: torch.Tensor) -> torch.Tensor:
+        """``total``, plus a term that makes one gradient element NaN when ``total`` is not finite.
+
+        A non-finite loss usually gives non-finite gradients, but not always (the L1 gradient of an infinite
+        target is finite). The extra term makes it certain, and DDP's gradient all-reduce then carries the NaN to
+        every rank: all ranks skip the same step without a collective or a host sync of their own.
+        """
+        anchor = self._anchor[(0,) * self._anchor.dim()]
+        poison = torch.where(torch.isfinite(total.detach()), 0.0, float("nan")).to(anchor.dtype)
+        return total + poison * anchor
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # Gradients are already averaged over ranks here, so every rank sees the same verdict.
+        params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        norm = torch.nn.utils.get_total_norm([p.grad for p in params]) if params else None
+        if norm is None or bool(torch.isfinite(norm)):  # the one host sync of this check
+            self.nonfinite_in_a_row = 0
+            return
+        for module, saved in zip(self._batch_norms(), self._bn_saved, strict=True):
+            for name, value in saved.items():
+                getattr(module, name).copy_(value)  # undo this batch's running-statistics update
+        for p in params:
+            p.grad = None  # Adam leaves parameters without a gradient untouched: the step is skipped
+        self._nonfinite()
+
+    def _nonfinite(self) -> None:
+        self.nonfinite_skipped += 1
+        self.nonfinite_in_a_row += 1
+        self.log("train/nonfinite_skipped", float(self.nonfinite_skipped), rank_zero_only=True)
+        msg = f"non-finite loss or gradients at global step {self.global_step}"
+        limit = self.hparams.max_nonfinite_in_a_row
+        if self.hparams.nonfinite_loss == "skip" and self.nonfinite_in_a_row < limit:
+            if self.trainer.is_global_zero:
+                log.warning("%s: optimiser step skipped (%d so far)", msg, self.nonfinite_skipped)
             return
         path = Path(self.trainer.default_root_dir) / "checkpoints" / "nonfinite.ckpt"
         self.trainer.save_checkpoint(path)
-        raise NonFiniteLossError(
-            f"{msg}; stopped as configured (model.nonfinite_loss=stop). State before this batch saved to {path}"
+        why = (
+            "as configured (model.nonfinite_loss=stop)"
+            if self.hparams.nonfinite_loss == "stop"
+            else f"after {self.nonfinite_in_a_row} non-finite batches in a row (model.max_nonfinite_in_a_row): "
+            "the run has diverged; lower model.lr"
         )
+        raise NonFiniteLossError(f"{msg}; stopped {why}. State before this batch saved to {path}")
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        # Colour augmentation of whole training batches, on the device they now live on (validation stays as is).
+        if self.augment is not None and isinstance(batch, dict) and self.trainer.training:
+            batch["image"] = self.augment(batch["image"])
         if self.hparams.channels_last and isinstance(batch, dict):
             for key in ("image", "mask"):
                 if key in batch:
                     batch[key] = batch[key].contiguous(memory_format=torch.channels_last)
         return batch
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any] | None:
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         image, mask = batch["image"], batch["mask"]
-        # Check inputs first: a NaN in the forward pass would already corrupt BatchNorm running statistics.
-        if not self._all_finite(image, mask):
-            self._nonfinite(batch_idx, "input batch")
-            self.log("train/nonfinite_skipped", float(self.nonfinite_skipped), rank_zero_only=True)
-            return None
+        # BatchNorm running statistics as they were before this batch: restored if its loss or gradients turn out
+        # non-finite (on_before_optimizer_step), so a NaN batch cannot poison them.
+        self._bn_saved = [
+            {n: getattr(m, n).clone() for n in ("running_mean", "running_var", "num_batches_tracked")}
+            for m in self._batch_norms()
+        ]
         output = self(image, mask)
         terms = self.loss(output, image, mask)
-        if not self._all_finite(terms["total"]):
-            self._nonfinite(batch_idx, "loss")
-            self.log("train/nonfinite_skipped", float(self.nonfinite_skipped), rank_zero_only=True)
-            return None
         batch_size = image.shape[0]
         self.log_dict(
             {f"train/{k}": v.detach() for k, v in terms.items() if k != "total"},
@@ -191,8 +275,7 @@ class InpaintingModule(pl.LightningModule):
             batch_size=batch_size,
         )
         self.log("train/loss", terms["total"].detach(), prog_bar=True, batch_size=batch_size)
-        self.log("train/nonfinite_skipped", float(self.nonfinite_skipped), rank_zero_only=True)
-        return {"loss": terms["total"], "output": output.detach()}
+        return {"loss": self._poison_if_nonfinite(terms["total"]), "output": output.detach()}
 
     def _eval_step(self, batch: dict[str, Any], metrics: BinnedImageMetrics, prefix: str) -> dict[str, Any]:
         image, mask = batch["image"], batch["mask"]
@@ -222,15 +305,25 @@ class InpaintingModule(pl.LightningModule):
         self._log_metrics(self.test_metrics, "test")
 
     # ------------------------------------------------------------------ optimiser
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def configure_optimizers(self) -> Any:
         # Frozen encoder BN parameters (fine-tuning) are left out of the optimiser.
         params = [p for p in self.net.parameters() if p.requires_grad]
-        return torch.optim.Adam(
+        optimizer = torch.optim.Adam(
             params,
             lr=self.hparams.lr,
             betas=tuple(self.hparams.betas),
             weight_decay=self.hparams.weight_decay,
         )
+        if self.hparams.lr_schedule == "constant" and not self.hparams.warmup_steps:
+            return optimizer
+        total = int(self.trainer.max_steps) if self.trainer.max_steps > 0 else None
+        if self.hparams.lr_schedule == "cosine" and total is None:
+            raise ValueError("model.lr_schedule=cosine decays to trainer.max_steps: set trainer.max_steps")
+        factor = lr_factor(
+            self.hparams.lr_schedule, self.hparams.warmup_steps, total, self.hparams.min_lr_ratio
+        )
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["nonfinite_skipped"] = self.nonfinite_skipped

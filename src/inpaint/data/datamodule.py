@@ -7,6 +7,7 @@ float32, ``key`` list[str] (source path or shard key), ``mask_key`` list[str]. V
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 from collections.abc import Callable, Iterator, Mapping
@@ -16,7 +17,8 @@ import cv2
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader
+from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler
 
 from inpaint.data.datasets import DecodePolicy, InpaintingDataset
 from inpaint.data.mask_factory import BinnedMaskProvider, MaskProvider, build_mask_provider, to_plain
@@ -75,23 +77,65 @@ class _PassIterator:
         return getattr(self._inner, name)
 
 
+class _SkipFirstBatches:
+    """A batch sampler that leaves out its first ``n`` batches (their indices only: nothing is loaded for them)."""
+
+    def __init__(self, batch_sampler: Any, n: int) -> None:
+        self.batch_sampler, self.n = batch_sampler, n
+
+    def __iter__(self) -> Iterator[Any]:
+        return itertools.islice(iter(self.batch_sampler), self.n, None)
+
+    def __len__(self) -> int:
+        return len(self.batch_sampler)  # the pass's nominal length; it simply ends early
+
+
 class InpaintDataLoader(DataLoader):
-    """A DataLoader that tells its dataset the epoch before each pass and logs skipped images after it.
+    """A DataLoader that tells its dataset the epoch before each pass, logs skipped images after it and, for a
+    mid-epoch resume, continues an interrupted pass where it stopped.
+
+    The resume state (``state_dict``, saved by Lightning in every checkpoint) is the epoch and the number of its
+    batches the training loop had taken; sample ``i`` of epoch ``e`` and the epoch's order are pure functions of the
+    seed, so the resumed pass skips exactly those batches (by index, without loading them).
 
     Args:
         epoch_fn: returns the current epoch (e.g. the trainer's); ``None`` or a ``None`` result = count passes.
+        progress_fn: returns how many batches of the current pass the training loop has taken (for
+            ``state_dict``); ``None`` = not resumable mid-epoch.
         split: name used in log lines.
     """
 
     def __init__(
-        self, *args: Any, epoch_fn: Callable[[], int | None] | None = None, split: str = "", **kwargs: Any
+        self,
+        *args: Any,
+        epoch_fn: Callable[[], int | None] | None = None,
+        progress_fn: Callable[[], int] | None = None,
+        split: str = "",
+        **kwargs: Any,
     ):
         super().__init__(*args, **kwargs)
         self.epoch_fn = epoch_fn
+        self.progress_fn = progress_fn
         self.split = split
         self._passes = 0
+        self._epoch = 0
         self._skips_at_start = 0
+        self._skip_batches = 0
+        self._resume: tuple[int, int] | None = None
         self._last_pass: _PassIterator | None = None
+
+    def state_dict(self) -> dict[str, int]:
+        """The current pass: ``{"epoch", "batches"}`` (batches the training loop has taken from it)."""
+        return {"epoch": self._epoch, "batches": int(self.progress_fn()) if self.progress_fn else 0}
+
+    def load_state_dict(self, state: Mapping[str, int]) -> None:
+        """Resume: the next pass of epoch ``state["epoch"]`` starts after its first ``state["batches"]`` batches."""
+        self._resume = (int(state["epoch"]), int(state["batches"]))
+
+    @property
+    def _index_sampler(self) -> Any:  # DataLoader's iterators draw their indices from here
+        sampler = super()._index_sampler
+        return _SkipFirstBatches(sampler, self._skip_batches) if self._skip_batches else sampler
 
     def __len__(self) -> int:
         ds = self.dataset
@@ -105,8 +149,10 @@ class InpaintDataLoader(DataLoader):
         ds = self.dataset
         epoch = self.epoch_fn() if self.epoch_fn is not None else None
         epoch = self._passes if epoch is None else int(epoch)
-        if hasattr(ds, "set_epoch"):
-            ds.set_epoch(epoch)
+        self._epoch = epoch
+        for obj in (ds, self.sampler):
+            if hasattr(obj, "set_epoch"):
+                obj.set_epoch(epoch)
         if isinstance(ds, ShardStream):
             ds.set_num_workers(self.num_workers)
         self._skips_at_start = ds.skipped.total if hasattr(ds, "skipped") else 0
@@ -115,7 +161,17 @@ class InpaintDataLoader(DataLoader):
             length: int | None = len(self)
         except TypeError:
             length = None
-        self._last_pass = _PassIterator(super().__iter__(), length, lambda: self._report(epoch))
+        if self._resume is not None and self._resume[0] == epoch and self._resume[1] > 0:
+            self._skip_batches = self._resume[1]
+            log.info(
+                "%s: resuming epoch %d after its first %d batches", self.split, epoch, self._skip_batches
+            )
+            length = None if length is None else max(0, length - self._skip_batches)
+        self._resume = None
+        try:
+            self._last_pass = _PassIterator(super().__iter__(), length, lambda: self._report(epoch))
+        finally:
+            self._skip_batches = 0
         return self._last_pass
 
     def _report(self, epoch: int) -> None:
@@ -124,7 +180,7 @@ class InpaintDataLoader(DataLoader):
             return
         total = ds.skipped.total
         now = total - self._skips_at_start
-        level = logging.WARNING if now else logging.INFO
+        level = logging.WARNING if now else logging.DEBUG  # say nothing when nothing was skipped
         log.log(
             level, "%s epoch %d: skipped %d unreadable images (%d since start)", self.split, epoch, now, total
         )
@@ -151,9 +207,12 @@ class InpaintingDataModule(pl.LightningDataModule):
             if key not in c:
                 raise ValueError(f"data config needs {key!r}; got keys {sorted(c)}")
         self.image_size = int(c["image_size"])
+        # Validation/test may use larger crops than training: the network is fully convolutional, and small training
+        # crops buy many more steps where compute is scarce (the CPU demo trains on 64², evaluates on 128²).
+        self.eval_image_size = int(c.get("eval_image_size") or self.image_size)
         self.batch_size = int(c["batch_size"])
         self.num_workers = int(c["num_workers"])
-        if self.image_size < 8 or self.batch_size < 1 or self.num_workers < 0:
+        if min(self.image_size, self.eval_image_size) < 8 or self.batch_size < 1 or self.num_workers < 0:
             raise ValueError(
                 f"need image_size >= 8, batch_size >= 1, num_workers >= 0; got {self.image_size}, "
                 f"{self.batch_size}, {self.num_workers}"
@@ -174,17 +233,20 @@ class InpaintingDataModule(pl.LightningDataModule):
         trainer = self.trainer
         return int(trainer.current_epoch) if trainer is not None else None
 
+    def size(self, split: str) -> int:
+        """Crop side of ``split``: ``image_size`` for train, ``eval_image_size`` for val and test."""
+        return self.image_size if split == "train" else self.eval_image_size
+
     def _masks(self, split: str) -> MaskProvider:
         provider = build_mask_provider(self.masks_cfg, split)
         if isinstance(provider, BinnedMaskProvider):
-            provider.check(
-                self.image_size, self.image_size
-            )  # unreachable bins fail here, not inside a worker
+            size = self.size(split)
+            provider.check(size, size)  # unreachable bins fail here, not inside a worker
         return provider
 
-    def _policy(self) -> DecodePolicy:
+    def _policy(self, split: str) -> DecodePolicy:
         return DecodePolicy(
-            self.image_size,
+            self.size(split),
             face_crop=_opt_int(self.data_cfg.get("face_crop")),
             small_images=str(self.data_cfg.get("small_images", "resize")),
         )
@@ -193,7 +255,7 @@ class InpaintingDataModule(pl.LightningDataModule):
         key = "train_transform" if split == "train" else "val_transform"
         return build_transform(
             self.data_cfg.get(key) or {},
-            self.image_size,
+            self.size(split),
             train=split == "train",
             interpolation=str(self.data_cfg.get("interpolation", "area")),
         )
@@ -202,6 +264,20 @@ class InpaintingDataModule(pl.LightningDataModule):
         if split == "train":
             return "train"
         return str(self.data_cfg.get(f"{split}_split", "val"))
+
+    @property
+    def test_is_validation(self) -> bool:
+        """Whether the test loader reads the same images as the validation loader (checkpoint selection): then test
+        numbers of a checkpoint selected by validation are optimistic, and reports must say so."""
+        c = self.data_cfg
+        if c.get("source") == "shards":
+            return c.get("test_shards") in (None, c.get("val_shards"))
+        if c.get("source") == "folder" and c.get("val_root"):
+            return True
+        test = self._source_split("test")
+        if c.get("source") == "folder" and test == "test" and not c.get("test_fraction"):
+            return True
+        return test == self._source_split("val")
 
     def build_dataset(self, split: str) -> InpaintingDataset | ShardStream:
         """Construct the dataset of ``split`` (``"train"``, ``"val"``, ``"test"``) without caching it."""
@@ -221,7 +297,7 @@ class InpaintingDataModule(pl.LightningDataModule):
             records,
             self._masks(split),
             self._transform(split),
-            self._policy(),
+            self._policy(split),
             split=split,
             seed=seed,
             length=length,
@@ -254,7 +330,7 @@ class InpaintingDataModule(pl.LightningDataModule):
             urls,
             self._masks(split),
             self._transform(split),
-            self._policy(),
+            self._policy(split),
             split=split,
             seed=seed,
             rank=rank,
@@ -288,7 +364,7 @@ class InpaintingDataModule(pl.LightningDataModule):
         pin = bool(c.get("pin_memory", True))
         if pin and not torch.cuda.is_available():
             if not getattr(self, "_pin_logged", False):
-                log.info("pin_memory requested but no CUDA device is available; not pinning")
+                log.debug("pin_memory requested but no CUDA device is available; not pinning")
                 self._pin_logged = True
             pin = False
         kwargs: dict[str, Any] = {
@@ -304,10 +380,31 @@ class InpaintingDataModule(pl.LightningDataModule):
             if c.get("multiprocessing_context"):
                 kwargs["multiprocessing_context"] = c["multiprocessing_context"]
         if isinstance(ds, InpaintingDataset):
-            kwargs["shuffle"] = split == "train"
+            rank, world = self._rank_world()
+            if split == "train":
+                # A seeded order per epoch (also on one device), so that a resumed run can continue mid-epoch.
+                kwargs["sampler"] = DistributedSampler(
+                    ds, num_replicas=world, rank=rank, shuffle=True, seed=int(c.get("seed", 0))
+                )
+            elif world > 1:
+                # Each evaluation sample on exactly one rank: Lightning's default DistributedSampler pads the last
+                # batches with repeated samples, which the per-bin counts would include.
+                kwargs["sampler"] = UnrepeatedDistributedSampler(
+                    ds, num_replicas=world, rank=rank, shuffle=False
+                )
+        train = split == "train"
         return InpaintDataLoader(
-            ds, epoch_fn=self._current_epoch if split == "train" else None, split=split, **kwargs
+            ds,
+            epoch_fn=self._current_epoch if train else None,
+            progress_fn=self._batches_taken if train and isinstance(ds, InpaintingDataset) else None,
+            split=split,
+            **kwargs,
         )
+
+    def _batches_taken(self) -> int:
+        """Batches of the current epoch the training loop has taken (Lightning's own progress counter)."""
+        trainer = self.trainer
+        return int(trainer.fit_loop.epoch_loop.batch_progress.current.ready) if trainer is not None else 0
 
     def train_dataloader(self) -> InpaintDataLoader:
         return self._loader("train")

@@ -216,11 +216,31 @@ class MaskEntry:
     bin: int
 
 
+def interleave_bins(entries: Sequence[MaskEntry]) -> list[MaskEntry]:
+    """Entries in round-robin order over their bins: the first of each bin, then the second of each, ...
+
+    Releases are stored bin by bin (NVIDIA's 12,000 test masks, ``make_eval_masks`` output), so in file order the
+    first few hundred masks all come from the easiest bin. Interleaved, any prefix (``limit_val_batches``,
+    ``max_images``) covers every bin. Order within a bin is kept; masks without a bin come last.
+
+    >>> e = [MaskEntry(Path(f"{b}{i}"), 0.0, b) for b in (0, 0, 1, 2) for i in (0,)]
+    >>> [(x.bin) for x in interleave_bins(e)]
+    [0, 1, 2, 0]
+    """
+    by_bin: dict[int, list[MaskEntry]] = {}
+    for e in entries:
+        by_bin.setdefault(e.bin, []).append(e)
+    queues = [by_bin[b] for b in sorted(k for k in by_bin if k >= 0)]
+    out = [q[i] for i in range(max(map(len, queues), default=0)) for q in queues if i < len(q)]
+    return out + by_bin.get(-1, [])
+
+
 class FixedMaskSet:
     """An ordered, finite set of mask files (NVIDIA test masks or a set written by ``make_eval_masks``).
 
-    Indexing returns masks in the library convention. The order is fixed (sorted by file name within the selected
-    bins), so mask ``i`` is the same on every worker, rank and epoch.
+    Indexing returns masks in the library convention. The order is fixed: round-robin over the hole-ratio bins
+    (:func:`interleave_bins`), by file name within a bin, so mask ``i`` is the same on every worker, rank and epoch,
+    and the first ``6 k`` masks hold ``k`` of each bin.
     """
 
     def __init__(self, entries: Sequence[MaskEntry], polarity: str, name: str) -> None:
@@ -228,7 +248,7 @@ class FixedMaskSet:
             raise MaskLayoutError(f"{name}: no masks selected")
         if polarity not in ("white_hole", "black_hole"):
             raise ValueError(f"polarity must be 'white_hole' or 'black_hole', got {polarity!r}")
-        self.entries = list(entries)
+        self.entries = interleave_bins(entries)
         self.polarity = polarity
         self.name = name
 

@@ -296,58 +296,133 @@ def folder_records(
     return records
 
 
-def holdout_split(records: Sequence[ImageRecord], split: str, val_fraction: float) -> list[ImageRecord]:
-    """Deterministic train/val split by a hash of each key, stable when files are added or removed.
+def holdout_split(
+    records: Sequence[ImageRecord], split: str, val_fraction: float, test_fraction: float = 0.0
+) -> list[ImageRecord]:
+    """Deterministic train/val/test split by a hash of each key, stable when files are added or removed.
 
-    ``test`` returns the same images as ``val``.
+    A key's hash picks its slice: ``val`` = the first ``val_fraction`` of the hash range, ``test`` = the next
+    ``test_fraction`` (with ``test_fraction=0``, ``test`` is the ``val`` slice), ``train`` = the rest. The held-out
+    slices come in hash order, so any prefix of them (``limit_val_batches``) is a random sample rather than the first
+    classes of a sorted list; ``train`` keeps the input order.
     """
-    if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
-    threshold = int(val_fraction * 10_000)
-    in_val = [stable_hash(r.key) % 10_000 < threshold for r in records]
-    if split == "train":
-        return [r for r, v in zip(records, in_val, strict=True) if not v]
-    return [r for r, v in zip(records, in_val, strict=True) if v]
+    if not 0.0 < val_fraction < 1.0 or not 0.0 <= test_fraction < 1.0 - val_fraction:
+        raise ValueError(
+            f"need 0 < val_fraction < 1 and 0 <= test_fraction < 1 - val_fraction, got {val_fraction}, {test_fraction}"
+        )
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    v_end = int(val_fraction * 10_000)
+    t_end = v_end + int(test_fraction * 10_000)
+    lo, hi = {
+        "train": (t_end if test_fraction else v_end, 10_000),
+        "val": (0, v_end),
+        "test": (v_end, t_end),
+    }[split]
+    if split == "test" and not test_fraction:
+        lo, hi = 0, v_end
+    hashed = [(stable_hash(r.key) % 10_000, r) for r in records]
+    chosen = [(h, r) for h, r in hashed if lo <= h < hi]
+    if split != "train":
+        chosen.sort(key=lambda hr: (hr[0], hr[1].key))
+    return [r for _, r in chosen]
 
 
 # ----------------------------------------------------------------------------------------------------------- samples
 
-# Colour photographs bundled inside scikit-image's package (no download): checked against the installed version.
-SAMPLE_PHOTOS = (
-    "astronaut.png",
-    "chelsea.png",
-    "coffee.png",
-    "hubble_deep_field.jpg",
-    "ihc.png",
-    "motorcycle_left.png",
-    "motorcycle_right.png",
-    "retina.jpg",
-    "rocket.jpg",
+# Every photograph that the project's own dependencies install (no download, works offline), as
+# (package, file inside the package's data folder). Synthetic graphics (colour wheel, chessboards, logos,
+# silhouettes, tiny thumbnails) are left out. Grayscale photos are converted to RGB when loaded.
+BUNDLED_PHOTOS: tuple[tuple[str, str], ...] = (
+    ("skimage", "astronaut.png"),
+    ("skimage", "brick.png"),
+    ("skimage", "camera.png"),
+    ("skimage", "cell.png"),
+    ("skimage", "chelsea.png"),
+    ("skimage", "clock_motion.png"),
+    ("skimage", "coffee.png"),
+    ("skimage", "coins.png"),
+    ("skimage", "grass.png"),
+    ("skimage", "gravel.png"),
+    ("skimage", "hubble_deep_field.jpg"),
+    ("skimage", "ihc.png"),
+    ("skimage", "moon.png"),
+    ("skimage", "motorcycle_left.png"),
+    ("skimage", "motorcycle_right.png"),
+    ("skimage", "page.png"),
+    ("skimage", "retina.jpg"),
+    ("skimage", "rocket.jpg"),
+    ("skimage", "text.png"),
+    ("sklearn", "china.jpg"),
+    ("sklearn", "flower.jpg"),
+    ("matplotlib", "grace_hopper.jpg"),
 )
-SAMPLE_VAL_PHOTOS = ("coffee.png", "rocket.jpg")
+# Held out from training (validation, test, the README's numbers): two outdoor scenes, an indoor still life and a
+# launch against the sky, chosen for variety before any result was seen.
+SAMPLE_VAL_PHOTOS = ("sklearn/china.jpg", "sklearn/flower.jpg", "skimage/coffee.png", "skimage/rocket.jpg")
+
+
+def _package_data_dir(package: str) -> Path | None:
+    """Where ``package`` keeps its bundled photos, or None if it is not installed."""
+    try:
+        if package == "skimage":
+            import skimage
+
+            return Path(skimage.__file__).parent / "data"
+        if package == "sklearn":
+            import sklearn
+
+            return Path(sklearn.__file__).parent / "datasets" / "images"
+        if package == "matplotlib":
+            import matplotlib
+
+            return Path(matplotlib.get_data_path()) / "sample_data"
+    except ImportError:
+        return None
+    raise ValueError(f"unknown photo package {package!r}")
+
+
+def bundled_photos() -> list[ImageRecord]:
+    """The bundled photographs present in this installation, keyed ``<package>/<file>`` (e.g. ``sklearn/china.jpg``)."""
+    records, missing = [], []
+    for package, name in BUNDLED_PHOTOS:
+        folder = _package_data_dir(package)
+        if folder is not None and (folder / name).is_file():
+            records.append(ImageRecord(f"{package}/{name}", str(folder / name)))
+        else:
+            missing.append(f"{package}/{name}")
+    if missing:
+        log.warning("bundled photos not found in this installation (skipped): %s", missing)
+    return records
+
+
+def _resolve_photo_keys(names: Sequence[str], known: Sequence[str]) -> set[str]:
+    """``names`` as full keys; a bare file name (``coffee.png``) is accepted when it names one photo."""
+    out = set()
+    for name in names:
+        matches = [k for k in known if k == name or k.split("/", 1)[1] == name]
+        if len(matches) != 1:
+            raise ValueError(
+                f"samples: val_images entry {name!r} is not among the bundled photos {list(known)}"
+            )
+        out.add(matches[0])
+    return out
 
 
 def sample_records(
     split: str = "train", *, val_images: Sequence[str] = SAMPLE_VAL_PHOTOS
 ) -> list[ImageRecord]:
-    """scikit-image's bundled colour photographs; ``val_images`` are held out for val/test, the rest train."""
+    """The bundled photographs (:data:`BUNDLED_PHOTOS`); ``val_images`` are held out for val/test, the rest train."""
     split = _split_name(split)
-    import skimage
-
-    data_dir = Path(skimage.__file__).parent / "data"
-    present = [n for n in SAMPLE_PHOTOS if (data_dir / n).is_file()]
-    absent = sorted(set(SAMPLE_PHOTOS) - set(present))
-    if absent:
-        log.warning("scikit-image %s lacks bundled photos %s; using the others", skimage.__version__, absent)
-    unknown = sorted(set(val_images) - set(SAMPLE_PHOTOS))
-    if unknown:
-        raise ValueError(f"samples: val_images {unknown} are not among the bundled photos {SAMPLE_PHOTOS}")
-    chosen = [n for n in present if (n in val_images) == (split != "train")]
+    present = bundled_photos()
+    held = _resolve_photo_keys(val_images, [k for _, k in ((p, f"{p}/{n}") for p, n in BUNDLED_PHOTOS)])
+    chosen = [r for r in present if (r.key in held) == (split != "train")]
     if not chosen:
         raise DatasetLayoutError(
-            f"samples: no bundled photos for split {split!r} in {data_dir} (found {present}, val_images {list(val_images)})"
+            f"samples: no bundled photos for split {split!r} (found {[r.key for r in present]}, "
+            f"val_images {sorted(held)}); are scikit-image, scikit-learn and matplotlib installed?"
         )
-    return [ImageRecord(f"skimage/{n}", str(data_dir / n)) for n in chosen]
+    return chosen
 
 
 # -------------------------------------------------------------------------------------------------------- dispatcher
@@ -358,10 +433,27 @@ SOURCES = ("places2", "celeba", "celeba_hq", "folder", "samples")
 def build_records(data_cfg: Mapping[str, Any], split: str) -> list[ImageRecord]:
     """The image records of ``split`` for a ``conf/data`` config (its ``source`` picks the layout).
 
+    ``split`` is a split of the source (``train``, ``val``, ``test``) or ``holdout``: a fixed hash slice of
+    ``holdout_fraction`` of the source's train split, which ``train`` then excludes. The holdout serves checkpoint
+    selection where the source's own ``val`` split is the benchmark's test set (Places2, CelebA-HQ), so that test
+    numbers are not selection-biased.
+
     Source-specific keys: places2 ``variant``, ``resolution``; celeba_hq ``image_dir``, ``train_list``,
-    ``val_list``, ``test_list``; folder ``file_list``, ``val_root``, ``val_file_list``, ``val_fraction``; samples
-    ``val_images``.
+    ``val_list``, ``test_list``; folder ``file_list``, ``val_root``, ``val_file_list``, ``val_fraction``,
+    ``test_fraction``; samples ``val_images``.
     """
+    holdout = float(data_cfg.get("holdout_fraction") or 0.0)
+    if split == "holdout":
+        if not holdout:
+            raise ValueError(
+                "the 'holdout' split needs data.holdout_fraction > 0 (a fraction of the train split)"
+            )
+        return holdout_split(_source_records(data_cfg, "train"), "val", holdout)
+    records = _source_records(data_cfg, split)
+    return holdout_split(records, "train", holdout) if split == "train" and holdout else records
+
+
+def _source_records(data_cfg: Mapping[str, Any], split: str) -> list[ImageRecord]:
     source = data_cfg.get("source")
     root = data_cfg.get("root")
     if source == "places2":
@@ -389,16 +481,19 @@ def build_records(data_cfg: Mapping[str, Any], split: str) -> list[ImageRecord]:
 def _folder_split(data_cfg: Mapping[str, Any], split: str) -> list[ImageRecord]:
     root = data_cfg.get("root")
     val_root = data_cfg.get("val_root")
+    val_fraction = float(data_cfg.get("val_fraction", 0.05))
+    test_fraction = float(data_cfg.get("test_fraction") or 0.0)
     if split == "train":
         recs = folder_records(root, file_list=data_cfg.get("file_list"))
-        return recs if val_root else holdout_split(recs, "train", float(data_cfg.get("val_fraction", 0.05)))
+        return recs if val_root else holdout_split(recs, "train", val_fraction, test_fraction)
     if val_root:
         return folder_records(val_root, file_list=data_cfg.get("val_file_list"))
     recs = folder_records(root, file_list=data_cfg.get("file_list"))
-    held = holdout_split(recs, "val", float(data_cfg.get("val_fraction", 0.05)))
+    held = holdout_split(recs, split, val_fraction, test_fraction)
     if not held:
+        fraction = "test_fraction" if split == "test" and test_fraction else "val_fraction"
         raise DatasetLayoutError(
-            f"folder: val_fraction {data_cfg.get('val_fraction', 0.05)} of {len(recs)} images in {root} is empty; "
-            "raise val_fraction or set val_root"
+            f"folder: the {split} share ({fraction}) of the {len(recs)} images in {root} is empty; "
+            f"raise {fraction} or set val_root"
         )
     return held

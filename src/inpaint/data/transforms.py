@@ -7,6 +7,7 @@ polarity and binariness cannot change. Randomness comes from a NumPy generator h
 
 from __future__ import annotations
 
+import math
 import os
 import random
 from collections.abc import Mapping
@@ -25,8 +26,8 @@ INTERPOLATIONS = {
     "cubic": cv2.INTER_CUBIC,
     "area": cv2.INTER_AREA,
 }
-TRAIN_CROPS = ("random_crop", "random_resized_crop", "resize_random_crop", "resize")
-EVAL_CROPS = ("center_crop", "resize_center_crop", "resize")
+TRAIN_CROPS = ("random_crop", "random_resized_crop", "scaled_crop", "resize_random_crop", "resize")
+EVAL_CROPS = ("center_crop", "resize_center_crop", "resize", "resize_random_crop")
 SMALL_IMAGE_MODES = ("resize", "pad", "skip")
 
 
@@ -40,14 +41,58 @@ def _interp(name: str) -> int:
     return INTERPOLATIONS[name]
 
 
+class ScaledSquareCrop(A.ImageOnlyTransform):
+    """A random square crop whose side is a random fraction of the image's shorter side, resized to ``size``.
+
+    The fraction is drawn log-uniformly from ``scale`` (so each octave of zoom is equally likely): with
+    ``scale=(0.25, 1.0)`` a crop shows anything from a quarter of the shorter side (fine detail) to the whole
+    shorter side (the photo downscaled), without ever stretching the aspect ratio.
+
+    Args:
+        size: output side in pixels.
+        scale: ``(low, high)`` fractions of the shorter side, ``0 < low <= high <= 1``.
+        interpolation: OpenCV flag used to resize the crop.
+    """
+
+    def __init__(
+        self, size: int, scale: tuple[float, float] = (0.25, 1.0), interpolation: int = cv2.INTER_AREA
+    ) -> None:
+        super().__init__(p=1.0)
+        low, high = float(scale[0]), float(scale[1])
+        if not 0.0 < low <= high <= 1.0:
+            raise ValueError(f"scaled_crop scale must satisfy 0 < low <= high <= 1, got {scale}")
+        self.size, self.scale, self.interpolation = int(size), (low, high), interpolation
+
+    def get_params_dependent_on_data(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+        h, w = params["shape"][:2]
+        frac = math.exp(self.py_random.uniform(math.log(self.scale[0]), math.log(self.scale[1])))
+        side = max(1, min(h, w, round(min(h, w) * frac)))
+        y0 = self.py_random.randint(0, h - side)
+        x0 = self.py_random.randint(0, w - side)
+        return {"box": (y0, x0, side)}
+
+    def apply(self, img: np.ndarray, box: tuple[int, int, int], **params: Any) -> np.ndarray:
+        y0, x0, side = box
+        crop = img[y0 : y0 + side, x0 : x0 + side]
+        if side == self.size:
+            return np.ascontiguousarray(crop)
+        interp = self.interpolation if side > self.size else cv2.INTER_CUBIC  # area averaging only shrinks
+        return cv2.resize(crop, (self.size, self.size), interpolation=interp)
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("size", "scale", "interpolation")
+
+
 def build_transform(
     cfg: Mapping[str, Any], image_size: int, *, train: bool, interpolation: str = "area"
 ) -> A.Compose:
     """The albumentations pipeline of a split. Input: (H, W, 3) uint8 with both sides >= ``image_size``.
 
-    Train keys (``data.train_transform``): ``crop`` one of :data:`TRAIN_CROPS`; ``scale`` and ``ratio`` for
-    ``random_resized_crop``; ``hflip`` probability. Eval keys (``data.val_transform``): ``crop`` one of
-    :data:`EVAL_CROPS` (deterministic).
+    Train keys (``data.train_transform``): ``crop`` one of :data:`TRAIN_CROPS`; ``scale`` (area fraction) and
+    ``ratio`` for ``random_resized_crop``; ``side_fraction`` for ``scaled_crop`` (see :class:`ScaledSquareCrop`);
+    ``hflip`` and ``rotate90`` probabilities. Eval keys (``data.val_transform``): ``crop`` one of
+    :data:`EVAL_CROPS`; ``short_side`` for ``resize_random_crop`` (the image is first resized so that its shorter side
+    is ``short_side``, default ``image_size``). Eval crops are fixed: each sample's random draws come from its index.
 
     Returns:
         ``A.Compose`` producing (image_size, image_size, 3) uint8.
@@ -63,6 +108,8 @@ def build_transform(
             scale = tuple(cfg.get("scale", (0.5, 1.0)))
             ratio = tuple(cfg.get("ratio", (3 / 4, 4 / 3)))
             ops.append(A.RandomResizedCrop(size=(s, s), scale=scale, ratio=ratio, interpolation=interp))
+        elif crop == "scaled_crop":
+            ops.append(ScaledSquareCrop(s, tuple(cfg.get("side_fraction", (0.25, 1.0))), interp))
         elif crop == "resize_random_crop":
             ops += [A.SmallestMaxSize(max_size=s, interpolation=interp), A.RandomCrop(height=s, width=s)]
         elif crop == "resize":
@@ -72,6 +119,9 @@ def build_transform(
         hflip = float(cfg.get("hflip", 0.5))
         if hflip > 0:
             ops.append(A.HorizontalFlip(p=hflip))
+        rotate90 = float(cfg.get("rotate90", 0.0))
+        if rotate90 > 0:
+            ops.append(A.RandomRotate90(p=rotate90))
     else:
         if crop == "center_crop":
             ops.append(A.CenterCrop(height=s, width=s))
@@ -79,6 +129,11 @@ def build_transform(
             ops += [A.SmallestMaxSize(max_size=s, interpolation=interp), A.CenterCrop(height=s, width=s)]
         elif crop == "resize":
             ops.append(A.Resize(height=s, width=s, interpolation=interp))
+        elif crop == "resize_random_crop":
+            short = int(cfg.get("short_side", s))
+            if short < s:
+                raise ValueError(f"val_transform.short_side must be >= the crop size {s}, got {short}")
+            ops += [A.SmallestMaxSize(max_size=short, interpolation=interp), A.RandomCrop(height=s, width=s)]
         else:
             raise ValueError(f"val_transform.crop must be one of {EVAL_CROPS}, got {crop!r}")
     return A.Compose(ops)

@@ -1,5 +1,5 @@
 """Networks. Imports torch (and inpaint.nn) only."""
 
-from inpaint.models.pconv_unet import FreezableBatchNorm2d, LayerSpec, PConvUNet, layer_table
+from inpaint.models.pconv_unet import FrozenBatchNorm2d, LayerSpec, PConvUNet, encoder_channels, layer_table
 
-__all__ = ["FreezableBatchNorm2d", "LayerSpec", "PConvUNet", "layer_table"]
+__all__ = ["FrozenBatchNorm2d", "LayerSpec", "PConvUNet", "encoder_channels", "layer_table"]

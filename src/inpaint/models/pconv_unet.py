@@ -19,7 +19,14 @@ from torch import nn
 from inpaint.nn import PartialConv2d
 
 ENCODER_KERNELS = (7, 5, 5, 3, 3, 3, 3, 3)
-ENCODER_CHANNELS = (64, 128, 256, 512, 512, 512, 512, 512)
+ENCODER_CHANNELS = (64, 128, 256, 512, 512, 512, 512, 512)  # the paper's, i.e. base_channels = 64
+
+
+def encoder_channels(levels: int, base_channels: int = 64) -> tuple[int, ...]:
+    """Encoder widths ``base, 2 base, 4 base, 8 base, 8 base, ...``; ``base_channels=64`` gives the paper's table."""
+    if base_channels < 1:
+        raise ValueError(f"base_channels must be >= 1, got {base_channels}")
+    return tuple(base_channels * min(2**i, 8) for i in range(levels))
 
 
 @dataclass(frozen=True)
@@ -35,11 +42,14 @@ class LayerSpec:
     activation: str  # "relu", "leaky_relu" or "none"
 
 
-def layer_table(levels: int = 8, in_channels: int = 3, out_channels: int = 3) -> list[LayerSpec]:
-    """The network's layers, encoder PConv1..L then decoder PConv(L+1)..2L, as in the paper for levels=8."""
+def layer_table(
+    levels: int = 8, in_channels: int = 3, out_channels: int = 3, base_channels: int = 64
+) -> list[LayerSpec]:
+    """The network's layers, encoder PConv1..L then decoder PConv(L+1)..2L, as in the paper for levels=8 and
+    ``base_channels=64``."""
     if not 1 <= levels <= len(ENCODER_KERNELS):
         raise ValueError(f"levels must be in 1..{len(ENCODER_KERNELS)}, got {levels}")
-    enc_ch = ENCODER_CHANNELS[:levels]
+    enc_ch = encoder_channels(levels, base_channels)
     specs: list[LayerSpec] = []
     prev = in_channels
     for i in range(levels):
@@ -66,28 +76,48 @@ def layer_table(levels: int = 8, in_channels: int = 3, out_channels: int = 3) ->
     return specs
 
 
-class FreezableBatchNorm2d(nn.BatchNorm2d):
-    """BatchNorm2d that, once :meth:`freeze` is called, normalises with its running statistics and keeps its affine
-    parameters fixed whatever ``train()``/``eval()`` is called later (Lightning switches modes every epoch)."""
+class FrozenBatchNorm2d(nn.Module):
+    """A BatchNorm2d turned into a fixed per-channel affine map: its running statistics and affine parameters, as
+    buffers, applied exactly as an eval-mode BatchNorm would.
 
-    def __init__(self, num_features: int) -> None:
-        super().__init__(num_features)
-        self.frozen = False
+    The fine-tuning phase of the paper freezes the encoder's BatchNorm. Being a plain module rather than a
+    ``_BatchNorm`` is what makes the freeze hold everywhere: ``train()``/``eval()`` switches cannot undo it, the
+    optimiser has nothing to update, and ``SyncBatchNorm.convert_sync_batchnorm`` (Lightning's ``sync_batchnorm``)
+    leaves it alone while it converts the decoder's BatchNorm. State-dict keys are those of ``nn.BatchNorm2d``, so
+    checkpoints load either way.
 
-    def freeze(self) -> None:
-        self.frozen = True
-        for p in self.parameters():
-            p.requires_grad_(False)
+    Shapes: (B, C, H, W) -> (B, C, H, W).
+    """
+
+    weight: torch.Tensor
+    bias: torch.Tensor
+    running_mean: torch.Tensor
+    running_var: torch.Tensor
+    num_batches_tracked: torch.Tensor
+
+    def __init__(self, num_features: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.num_features, self.eps = num_features, eps
+        for name, value in (("weight", 1.0), ("bias", 0.0), ("running_mean", 0.0), ("running_var", 1.0)):
+            self.register_buffer(name, torch.full((num_features,), value))
+        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+
+    @classmethod
+    def from_batch_norm(cls, bn: nn.modules.batchnorm._BatchNorm) -> FrozenBatchNorm2d:
+        """A frozen copy of ``bn``'s current statistics and affine parameters."""
+        frozen = cls(bn.num_features, bn.eps)
+        with torch.no_grad():
+            for name in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"):
+                getattr(frozen, name).copy_(getattr(bn, name).detach())
+        return frozen.to(bn.running_mean.device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.frozen:
-            return super().forward(x)
         return F.batch_norm(
             x, self.running_mean, self.running_var, self.weight, self.bias, training=False, eps=self.eps
         )
 
     def extra_repr(self) -> str:
-        return super().extra_repr() + (", frozen=True" if self.frozen else "")
+        return f"{self.num_features}, eps={self.eps}"
 
 
 class PConvBlock(nn.Module):
@@ -105,7 +135,7 @@ class PConvBlock(nn.Module):
             bias=not spec.batch_norm,  # BatchNorm's shift makes a conv bias redundant
             multi_channel=True,
         )
-        self.bn = FreezableBatchNorm2d(spec.out_channels) if spec.batch_norm else None
+        self.bn: nn.Module | None = nn.BatchNorm2d(spec.out_channels) if spec.batch_norm else None
         if spec.activation == "relu":
             self.act: nn.Module = nn.ReLU(inplace=True)
         elif spec.activation == "leaky_relu":
@@ -128,6 +158,9 @@ class PConvUNet(nn.Module):
             ``2**levels``.
         in_channels: image channels.
         out_channels: output channels.
+        base_channels: width of the first encoder layer; the others follow the paper's doubling up to 8x. 64 is
+            the paper's network; smaller values give a narrower network of the same structure (the CPU demo uses 32:
+            a quarter of the compute, so four times the training steps in the same time).
 
     Shapes:
         image: (B, in_channels, H, W), float in [0, 1].
@@ -135,12 +168,15 @@ class PConvUNet(nn.Module):
         Returns (B, out_channels, H, W): the raw prediction everywhere; composite with the known pixels yourself.
     """
 
-    def __init__(self, levels: int = 8, in_channels: int = 3, out_channels: int = 3) -> None:
+    def __init__(
+        self, levels: int = 8, in_channels: int = 3, out_channels: int = 3, base_channels: int = 64
+    ) -> None:
         super().__init__()
         self.levels = levels
         self.in_channels = in_channels
         self.out_channels = out_channels
-        specs = layer_table(levels, in_channels, out_channels)
+        self.base_channels = base_channels
+        specs = layer_table(levels, in_channels, out_channels, base_channels)
         self.encoder = nn.ModuleList(PConvBlock(s) for s in specs[:levels])
         self.decoder = nn.ModuleList(PConvBlock(s) for s in specs[levels:])
 
@@ -205,13 +241,14 @@ class PConvUNet(nn.Module):
     def freeze_encoder_bn(self) -> None:
         """Freeze encoder BatchNorm (running statistics and affine parameters) for the fine-tuning phase.
 
-        The freeze survives later ``train()`` calls; decoder BatchNorm keeps training.
+        Each encoder BatchNorm becomes a :class:`FrozenBatchNorm2d` with its current values: the freeze survives
+        ``train()`` calls and ``sync_batchnorm`` conversion; decoder BatchNorm keeps training (and syncing).
         """
         for block in self.encoder:
-            if block.bn is not None:
-                block.bn.freeze()
+            if isinstance(block.bn, nn.modules.batchnorm._BatchNorm):
+                block.bn = FrozenBatchNorm2d.from_batch_norm(block.bn)
 
     @property
     def encoder_bn_frozen(self) -> bool:
         bns = [b.bn for b in self.encoder if b.bn is not None]
-        return bool(bns) and all(bn.frozen for bn in bns)
+        return bool(bns) and all(isinstance(bn, FrozenBatchNorm2d) for bn in bns)
