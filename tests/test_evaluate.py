@@ -233,6 +233,28 @@ def test_plot_metrics_per_bin(report: EvaluationReport) -> None:
     assert len(fig.axes[0].lines) == 3
 
 
+def test_colour_bias_is_the_mean_signed_error_in_the_holes() -> None:
+    from inpaint.evaluate import hole_colour_bias
+
+    target = torch.full((2, 3, 4, 4), 0.5)
+    mask = torch.ones(2, 1, 4, 4)
+    mask[:, :, :2] = 0  # top half is hole
+    output = target.clone()
+    output[0, 1, :2] += 0.2  # green too high inside the hole of image 0
+    output[0, 0, 2:] += 0.9  # outside the hole: does not count
+    bias = hole_colour_bias(output, target, mask)
+    assert torch.allclose(bias["bias_g"], torch.tensor([0.2, 0.0]))
+    assert torch.allclose(bias["bias_r"], torch.zeros(2)) and torch.allclose(bias["bias_b"], torch.zeros(2))
+
+
+def test_report_shows_the_colour_bias_and_the_split_caveat(report: EvaluationReport) -> None:
+    assert {"bias_r", "bias_g", "bias_b"} <= set(report.summary["pconv"]["all"])
+    text = report.to_markdown()
+    assert "Mean signed error inside the holes" in text and "| Telea (OpenCV) |" in text
+    report.info["split_caveat"] = "these are the validation images"
+    assert report.to_markdown().startswith("Note on the images: these are the validation images.")
+
+
 def test_hydra_app_on_sample_photos(tmp_path: Path) -> None:
     from inpaint.evaluate import load_config, run
 
@@ -248,6 +270,7 @@ def test_hydra_app_on_sample_photos(tmp_path: Path) -> None:
     )
     rep = run(cfg)
     assert rep.info["num_images"] == 6 and rep.info["checkpoint"] == str(ckpt)
+    assert "test split is its validation split" in rep.info["split_caveat"]  # the demo's held-out photos serve both
     assert (tmp_path / "out" / "metrics.md").is_file() and (tmp_path / "out" / "examples_best.png").is_file()
 
 
@@ -304,9 +327,9 @@ def test_hydra_app_with_fixed_mask_files(tmp_path: Path, mask_source: str) -> No
         ]
     )
     rep = run(cfg)
-    assert rep.info["num_images"] == 6  # 2 held-out photos x 3 repeats
+    assert rep.info["num_images"] == 12  # 4 held-out photos x 3 repeats
     counts = {b: v["count"] for b, v in rep.summary["pconv"].items() if b != "all"}
-    assert sum(counts.values()) == 6 and len(counts) >= 2  # the fixed masks spread over several bins
+    assert sum(counts.values()) == 12 and len(counts) >= 2  # the fixed masks spread over several bins
 
 
 def test_fid_on_without_torch_fidelity_fails_loudly(inpainter: Inpainter) -> None:

@@ -460,3 +460,89 @@ def test_optuna_search_composes(tmp_path):
     assert cfg.hydra.sweeper.direction == "maximize"
     assert cfg.optimized_metric == "val/psnr"
     assert "model.lr" in cfg.hydra.sweeper.params
+
+
+def test_ckpt_path_last_without_a_run_to_resume_is_a_clear_error(tmp_path):
+    from inpaint.train import ConfigError
+
+    cfg = compose_train(["+experiment=smoke", "ckpt_path=last"], tmp_path / "runs" / "fresh")
+    with pytest.raises(ConfigError, match=r"ckpt_path=last: no .*fresh/checkpoints/last.ckpt and no"):
+        train(cfg)
+    cfg = compose_train(["+experiment=smoke", "ckpt_path=/no/such/file.ckpt"], tmp_path / "runs" / "fresh")
+    with pytest.raises(ConfigError, match="no such checkpoint file"):
+        train(cfg)
+
+
+def test_ckpt_path_last_resumes_the_newest_run_of_the_task(tmp_path):
+    train(compose_train(["+experiment=smoke", "trainer.max_steps=2"], tmp_path / "runs" / "a"))
+    metrics = train(
+        compose_train(["+experiment=smoke", "trainer.max_steps=4", "ckpt_path=last"], tmp_path / "runs" / "b")
+    )
+    ckpt = torch.load(tmp_path / "runs" / "b" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["global_step"] == 4  # continued from a's step 2, not a fresh run of 4 steps
+    assert math.isfinite(metrics["val/psnr"])
+    info = yaml.safe_load((tmp_path / "runs" / "b" / "run_info.yaml").read_text())
+    assert info["resumed_from"].endswith("a/checkpoints/last.ckpt") and info["vgg_source_before_resume"] == "none"
+
+
+def test_diverged_run_stops_with_a_checkpoint_and_keeps_no_nan_best(tmp_path):
+    from inpaint.module import NonFiniteLossError
+
+    cfg = compose_train(
+        ["+experiment=smoke", "model.lr=1e12", "model.max_nonfinite_in_a_row=5", "trainer.max_steps=40"], tmp_path
+    )
+    with pytest.raises(NonFiniteLossError, match="5 non-finite batches in a row"):
+        train(cfg)
+    ckpt = torch.load(tmp_path / "checkpoints" / "nonfinite.ckpt", map_location="cpu", weights_only=True)
+    assert all(v.float().isfinite().all() for k, v in ckpt["state_dict"].items() if k.startswith("net."))
+    assert not [p.name for p in (tmp_path / "checkpoints").glob("*psnrnan*")]
+
+
+def test_trainer_values_of_the_wrong_type_fail_with_one_clear_line(tmp_path):
+    proc = run_cli(["+experiment=smoke", "trainer.max_steps=abc", f"hydra.run.dir={tmp_path}"], cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "trainer.max_steps must be int, got 'abc'" in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_a_run_says_what_matters_without_lightning_noise(tmp_path):
+    """The smoke run's console: a step-bound progress bar, no Lightning tips or deprecations, no 0-skip lines."""
+    from inpaint.train import QUIET_WARNINGS
+
+    proc = run_cli(["+experiment=smoke", "print_config=false", f"hydra.run.dir={tmp_path}"], cwd=tmp_path)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert "step 8/8" in out and "/-2" not in out
+    assert "skipped 0 unreadable" not in out
+    import re
+
+    assert not [p for p in QUIET_WARNINGS if re.search(p, out)]
+
+
+@pytest.mark.slow
+def test_optuna_study_with_runs_shorter_than_one_validation_interval(tmp_path):
+    proc = run_cli(
+        [
+            "--multirun",
+            "+experiment=smoke",
+            "hparams_search=optuna",
+            "hydra.sweeper.n_trials=2",
+            "trainer.max_steps=2",
+            "trainer.val_check_interval=1000",
+            "callbacks.image_grids.every_n_steps=0",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        ],
+        cwd=tmp_path,
+        timeout=600,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert "was not logged" not in out
+    results = yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())
+    assert math.isfinite(float(results["best_value"]))
+
+
+def test_places2_sweep_reads_the_dataset_root_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("PLACES2_ROOT", "/data/places365")
+    cfg = compose_train(["+experiment=places2"], tmp_path)
+    assert cfg.data.root == "/data/places365"

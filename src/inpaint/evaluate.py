@@ -78,6 +78,9 @@ _DISPLAY: dict[str, tuple[str, float, int, bool]] = {
     "lpips": ("LPIPS ↓", 1.0, 4, True),
     "fid": ("FID ↓", 1.0, 2, True),
 }
+# Mean signed error of each colour channel inside the holes, per image (0-1 units; shown in 0-255 levels): a colour
+# cast of the fills (e.g. green lawns filled brown-purple) shows here even when PSNR looks fine.
+COLOUR_BIAS = ("bias_r", "bias_g", "bias_b")
 # torchvision's ImageNet AlexNet (the LPIPS backbone) and torch-fidelity's FID Inception weights, as cached by torch hub.
 LPIPS_WEIGHTS = "alexnet-owt-7be5be79.pth"
 FID_WEIGHTS = "weights-inception-2015-12-05-6726825d.pth"
@@ -155,13 +158,24 @@ class EvaluationReport:
         return json.dumps(_json_safe(payload), indent=2, ensure_ascii=False)
 
     def to_csv(self) -> str:
-        """The summary rows as CSV (``holes, method, count, l1, psnr, ssim[, lpips, fid]``)."""
-        return _csv_text(self.rows(), ["holes", "method", "count", *self.metric_names])
+        """The summary rows as CSV (``holes, method, count, l1, psnr, ssim[, lpips, fid], bias_r, bias_g, bias_b``)."""
+        return _csv_text(self.rows(), ["holes", "method", "count", *self.metric_names, *COLOUR_BIAS])
 
     def per_image_csv(self) -> str:
         """Per-image rows as CSV."""
-        cols = ["index", "name", "method", "hole_ratio", "bin", *[m for m in self.metric_names if m != "fid"]]
+        metrics = [m for m in self.metric_names if m != "fid"]
+        cols = ["index", "name", "method", "hole_ratio", "bin", *metrics, *COLOUR_BIAS]
         return _csv_text(self.per_image, cols)
+
+    def colour_bias_markdown(self) -> str:
+        """Mean signed error per channel inside the holes, overall, in 0-255 levels (0 = no colour cast)."""
+        lines = ["| Method | R | G | B |", "|---|---|---|---|"]
+        for method in self.methods:
+            values = self.summary[method].get(OVERALL, {})
+            if all(k in values for k in COLOUR_BIAS):
+                cells = " | ".join(f"{255 * values[k]:+.1f}" for k in COLOUR_BIAS)
+                lines.append(f"| {METHOD_LABELS.get(method, method)} | {cells} |")
+        return "\n".join(lines) + "\n" if len(lines) > 2 else ""
 
     def to_markdown(self) -> str:
         """A Markdown table, rows grouped by hole-ratio bin, best value per bin in bold, skipped metrics noted."""
@@ -191,6 +205,9 @@ class EvaluationReport:
         notes = [f"- {name.upper()}: skipped — {reason}" for name, reason in self.skipped.items()]
         n = self.info.get("num_images")
         text = "\n".join(lines)
+        bias = self.colour_bias_markdown()
+        if bias:
+            text += "\n\nMean signed error inside the holes, per channel (0–255 levels; 0 = no colour cast):\n\n" + bias
         if self.info.get("split_caveat"):
             text = f"Note on the images: {self.info['split_caveat']}.\n\n{text}"
         if n is not None:
@@ -419,6 +436,21 @@ def _batches(data: Iterable[Batch], batch_size: int, num_workers: int) -> Iterab
     return data
 
 
+def hole_colour_bias(output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per image, the mean signed error of each channel over its hole pixels (0 where there is no hole).
+
+    Args:
+        output, target: (B, 3, H, W) in [0, 1]. mask: (B, 1, H, W), 1 = valid.
+
+    Returns:
+        ``{"bias_r", "bias_g", "bias_b"}``, each (B,) float32 (0-1 units).
+    """
+    hole = 1.0 - mask.float()
+    area = hole.sum(dim=(2, 3)).clamp_min(1.0)
+    bias = ((output.float() - target.float()) * hole).sum(dim=(2, 3)) / area
+    return {name: bias[:, c] for c, name in enumerate(COLOUR_BIAS)}
+
+
 def _keep(pool: list[Example], new: list[Example], n: int, key: Callable[[Example], float]) -> list[Example]:
     return sorted(pool + new, key=key)[:n]
 
@@ -474,7 +506,7 @@ def evaluate(
     lpips_net, lpips_reason = _build_lpips(lpips, run_on)
     fid_metrics, fid_reason = _build_fid(fid, methods)
     skipped = {k: v for k, v in (("lpips", lpips_reason), ("fid", fid_reason)) if v is not None}
-    extra = ("lpips",) if lpips_net is not None else ()
+    extra = (*COLOUR_BIAS, "lpips") if lpips_net is not None else COLOUR_BIAS
     binned = {m: BinnedImageMetrics(extra_metrics=extra) for m in methods}
     seconds = dict.fromkeys(methods, 0.0)
     per_image: list[dict[str, Any]] = []
@@ -512,7 +544,7 @@ def evaluate(
             # Known pixels exactly as in the target (float, not quantised by OpenCV's uint8).
             out = mask * image + (1 - mask) * out
             outputs[method] = out
-            values = image_metrics(out, image)
+            values = image_metrics(out, image) | hole_colour_bias(out, image, mask)
             if method == MODEL_METHOD:
                 model_psnr = values["psnr"]
             if lpips_net is not None:

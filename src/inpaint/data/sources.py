@@ -35,7 +35,9 @@ class DatasetLayoutError(FileNotFoundError):
 
 def _root(root: str | os.PathLike[str] | None, dataset: str, expected: str) -> Path:
     if root is None or str(root) in ("", "???"):
-        raise DatasetLayoutError(f"{dataset}: no root given (set data.root=...); expected {expected}")
+        env = {"places2": "PLACES2_ROOT", "celeba": "CELEBA_ROOT", "celeba_hq": "CELEBA_HQ_ROOT"}.get(dataset)
+        how = f"set data.root=... or the {env} environment variable" if env else "set data.root=..."
+        raise DatasetLayoutError(f"{dataset}: no root given ({how}); expected {expected}")
     path = Path(os.path.expanduser(str(root)))
     if not path.is_dir():
         raise DatasetLayoutError(f"{dataset}: root {path} does not exist; expected {expected}")
