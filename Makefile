@@ -5,10 +5,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install train test test-fast lint format bench bench-quick clean
+.PHONY: help install train demo test test-fast lint format bench bench-quick clean
 
 help:
 	@echo "make train      run the default experiment (bundled sample photos, CPU, a few minutes)"
+	@echo "make demo       interactive inpainting page on http://127.0.0.1:7860 (newest trained model)"
 	@echo "make test       full test suite"
 	@echo "make test-fast  tests not marked slow"
 	@echo "make lint       ruff check + format check"
@@ -27,6 +28,9 @@ install: $(STAMP)
 
 train: $(STAMP)
 	$(BIN)/python -m inpaint.train $(ARGS)
+
+demo: $(STAMP)
+	$(BIN)/python -m inpaint.app $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -1,0 +1,545 @@
+"""Interactive inpainting page: ``python -m inpaint.app`` (``make demo``).
+
+Upload a photo (or pick a bundled sample), paint the hole with the brush, and compare the partial-convolution U-Net's
+fill with OpenCV's Telea and Navier-Stokes inpainting, each with the time it took; download the U-Net's result as a
+full-resolution PNG. Built on Gradio (the optional ``app`` extra); nothing else in the package imports it.
+
+    python -m inpaint.app                          # newest outputs/**/checkpoints/last.ckpt, http://127.0.0.1:7860
+    python -m inpaint.app --ckpt pconv.safetensors --port 8000 --max-side 2048
+
+The page works on the photo exactly as uploaded: the editor only supplies the painted strokes (their alpha is the
+hole), and the fill comes from :class:`~inpaint.inference.Inpainter`, so known pixels come back bit-identical and the
+result has the photo's size. The pure steps (photo loading and size checks, mask extraction, the three methods with
+timings, the result file) are plain functions, tested without a browser; :func:`build_app` only wires them to widgets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import logging
+import os
+import secrets
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from inpaint.checkpoint import CheckpointError, atomic_output
+
+try:
+    # A module global (not a local import): Gradio reads the handlers' type hints (`request: gr.Request`) to decide
+    # what to pass them, and those hints are resolved in this module's namespace.
+    import gradio as gr
+except ImportError:  # the optional `app` extra: main() says how to install it; the pure steps work without it
+    gr = None
+
+if TYPE_CHECKING:
+    from inpaint.inference import Inpainter
+
+__all__ = [
+    "DEFAULT_MAX_SIDE",
+    "InputError",
+    "MethodResult",
+    "build_app",
+    "check_photo_size",
+    "hole_mask_from_editor",
+    "load_photo",
+    "main",
+    "resolve_checkpoint",
+    "run_methods",
+    "sample_photos",
+    "timings_markdown",
+    "write_result_png",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_SIDE = 4096  # px on the longer side: a 16-megapixel photo; bigger ones are refused with a message
+DEFAULT_PORT = 7860
+# Stroke pixels whose alpha is at most this are not hole: the eraser and the brush's anti-aliased rim can leave
+# near-invisible alpha that the user does not see as paint.
+ALPHA_HOLE_THRESHOLD = 8
+# Uploads above this are refused by Gradio: a 4096 px PNG is at most ~50 MB, so bigger files are not photos we accept.
+MAX_UPLOAD = "200mb"
+# Uploads and results live in a temporary directory that is removed on exit; while running, Gradio deletes files
+# older than CACHE_AGE_S every CACHE_SWEEP_S seconds, so nothing outlives a session by much.
+CACHE_SWEEP_S, CACHE_AGE_S = 300, 3600
+# The brush: a colour photos rarely have, half transparent so that the user sees what is under the paint.
+PAINT_COLOR = "#ff00ff"
+PCONV, TELEA, NAVIER_STOKES = "PConv U-Net", "Telea (OpenCV)", "Navier-Stokes (OpenCV)"
+METHODS = (PCONV, TELEA, NAVIER_STOKES)
+NO_MODEL_HELP = (
+    "No trained model found under `outputs/`. Train the demo model with `make train` (a few minutes on a CPU), then "
+    "restart `make demo`; or start the page with `python -m inpaint.app --ckpt path/to/last.ckpt` "
+    "(an exported `.safetensors` works too)."
+)
+_PIL_OPEN_ERRORS = (OSError, ValueError, SyntaxError, EOFError)
+
+
+class InputError(ValueError):
+    """An input the page cannot use; the message is one sentence for the user (no server paths)."""
+
+
+@dataclass(frozen=True)
+class MethodResult:
+    """One method's filled photo (H, W, 3) uint8 and the wall-clock seconds it took."""
+
+    name: str
+    image: np.ndarray
+    seconds: float
+
+
+# ----------------------------------------------------------------------------------------------------- pure steps
+
+
+def check_photo_size(width: int, height: int, max_side: int) -> None:
+    """Raise :class:`InputError` unless the photo's longer side is at most ``max_side`` pixels."""
+    if max(width, height) > max_side:
+        raise InputError(
+            f"The photo is {width}x{height} pixels; this page accepts photos up to {max_side} pixels on the longer "
+            f"side. Resize it, or restart the page with a larger --max-side."
+        )
+
+
+def _header_size(path: Path, name: str, max_side: int) -> tuple[int, int] | None:
+    """(width, height) from the file header without decoding the pixels; None when PIL cannot even open it."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                return im.size
+    except Image.DecompressionBombError:
+        # PIL refuses to open images of hundreds of megapixels: certainly above any sensible limit.
+        raise InputError(
+            f"{name} is far larger than this page accepts ({max_side} pixels on the longer side)."
+        ) from None
+    except _PIL_OPEN_ERRORS:
+        return None
+
+
+def load_photo(
+    path: str | os.PathLike[str], max_side: int = DEFAULT_MAX_SIDE, name: str | None = None
+) -> np.ndarray:
+    """Decode an uploaded photo to (H, W, 3) uint8 RGB after checking its size from the header.
+
+    Args:
+        path: the uploaded file.
+        max_side: the largest accepted longer side in pixels.
+        name: what to call the file in messages (default: its file name, never the server-side folder).
+
+    Raises:
+        InputError: the file is not a readable image, or the photo is larger than ``max_side``.
+    """
+    from inpaint.data.imageio import ImageDecodeError, load_rgb
+
+    path = Path(path)
+    name = name or path.name
+    size = _header_size(path, name, max_side)
+    if size is not None:  # checked before decoding, so a huge photo costs no memory
+        check_photo_size(*size, max_side)
+    try:
+        image = load_rgb(path, name=name)
+    except ImageDecodeError as e:
+        log.info("unreadable upload: %s", e)
+        raise InputError(
+            f"Could not read {name} as an image. Upload a photo file (PNG, JPEG, WebP, BMP or TIFF)."
+        ) from None
+    check_photo_size(image.shape[1], image.shape[0], max_side)
+    return image
+
+
+def hole_mask_from_editor(value: dict[str, Any] | None, shape: tuple[int, int]) -> np.ndarray:
+    """The painted hole as an (H, W) bool array (True = hole) at the photo's resolution.
+
+    Args:
+        value: the ImageEditor's value ``{"background", "layers", "composite"}`` with RGBA numpy layers. The hole is
+            wherever any layer has paint (alpha above :data:`ALPHA_HOLE_THRESHOLD`), whatever its colour.
+        shape: the photo's (H, W). Layers of another size (a canvas that scaled the photo) are resized to it with
+            nearest-neighbour sampling, so the mask stays binary.
+
+    Raises:
+        InputError: no photo in the editor, nothing painted, or the whole photo painted.
+    """
+    if not value or value.get("background") is None:
+        raise InputError("There is no photo in the editor: upload a photo or pick a sample first.")
+    hole = np.zeros(shape, dtype=bool)
+    for layer in value.get("layers") or []:
+        arr = np.asarray(layer)
+        if arr.ndim != 3 or arr.shape[2] != 4:
+            continue  # a layer without alpha carries no strokes we can tell apart from the photo
+        painted = arr[..., 3] > ALPHA_HOLE_THRESHOLD
+        if painted.shape != shape:
+            painted = cv2.resize(painted.view(np.uint8), shape[::-1], interpolation=cv2.INTER_NEAREST) > 0
+        hole |= painted
+    if not hole.any():
+        raise InputError(
+            "Nothing is painted: paint over the part of the photo to fill with the brush, then run."
+        )
+    if hole.all():
+        raise InputError("The whole photo is painted: leave some of it unpainted for the fill to start from.")
+    return hole
+
+
+def run_methods(
+    inpainter: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    image: np.ndarray,
+    hole: np.ndarray,
+    progress: Callable[[float, str], None] | None = None,
+) -> list[MethodResult]:
+    """Fill ``hole`` (True = hole) of ``image`` with the U-Net, Telea and Navier-Stokes, timing each.
+
+    Args:
+        inpainter: e.g. an :class:`~inpaint.inference.Inpainter`; called as ``inpainter(image, hole)`` (the user API,
+            nonzero = hole), so its inference policy for large photos applies here too.
+        image: (H, W, 3) uint8.
+        hole: (H, W) bool.
+        progress: called with (fraction done, what runs next) before each method.
+
+    Returns:
+        One :class:`MethodResult` per method, in the order of :data:`METHODS`.
+    """
+    from inpaint.baselines import inpaint_navier_stokes, inpaint_telea
+
+    steps: list[tuple[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]] = [
+        (PCONV, inpainter),
+        (TELEA, inpaint_telea),
+        (NAVIER_STOKES, inpaint_navier_stokes),
+    ]
+    results = []
+    for i, (name, fn) in enumerate(steps):
+        if progress is not None:
+            progress(i / len(steps), f"{name}…")
+        start = time.perf_counter()
+        filled = fn(image, hole)
+        results.append(MethodResult(name, filled, time.perf_counter() - start))
+    return results
+
+
+def write_result_png(image: np.ndarray, directory: str | os.PathLike[str], stem: str) -> Path:
+    """Write ``image`` losslessly as ``directory/<stem>_pconv.png`` (atomically) and return the path."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem).strip("._") or "photo"
+    path = Path(directory) / f"{safe}_pconv.png"
+    with atomic_output(path) as tmp:
+        Image.fromarray(image).save(tmp, format="PNG")
+    return path
+
+
+def timings_markdown(results: Sequence[MethodResult], hole: np.ndarray) -> str:
+    """A one-paragraph summary: hole size and each method's time."""
+    h, w = hole.shape
+    times = " · ".join(f"{r.name} **{_duration(r.seconds)}**" for r in results)
+    return f"Filled {hole.mean():.1%} of {w}x{h} pixels. {times}"
+
+
+def sample_photos() -> dict[str, Path]:
+    """The bundled held-out sample photos (not seen in `make train`), by display name."""
+    from inpaint.data.sources import sample_records
+
+    return {Path(r.path).name: Path(r.path) for r in sample_records("val")}
+
+
+def resolve_checkpoint(
+    ckpt: str | os.PathLike[str] | None, outputs: str | os.PathLike[str] = "outputs"
+) -> Path | None:
+    """``ckpt`` if given, else the newest ``outputs/**/checkpoints/last.ckpt``; None when there is none."""
+    if ckpt is not None:
+        return Path(ckpt)
+    from inpaint.evaluate import find_latest_checkpoint
+
+    try:
+        return find_latest_checkpoint(outputs)
+    except FileNotFoundError:
+        return None
+
+
+# --------------------------------------------------------------------------------------------------------- the page
+
+
+def _header(ckpt: Path | None, max_side: int) -> str:
+    model = f"Model: `{ckpt}`." if ckpt is not None else f"**{NO_MODEL_HELP}**"
+    return (
+        "# Inpainting with partial convolutions\n"
+        "1. Upload a photo or pick a sample.\n"
+        "2. Paint over what should disappear. The toolbar has the brush (its size is in the brush menu), the "
+        "eraser and undo.\n"
+        "3. Press **Fill the hole** to compare the partial-convolution U-Net with OpenCV's Telea and "
+        "Navier-Stokes.\n\n"
+        f"{model} Photos up to **{max_side} px** on the longer side are accepted; the result keeps the photo's "
+        "resolution and its unpainted pixels exactly."
+    )
+
+
+def _session_dir(results_dir: Path, request: gr.Request | None) -> Path:
+    session = getattr(request, "session_hash", None) or "anonymous"
+    return results_dir / "".join(c for c in session if c.isalnum())
+
+
+def _error(message: str) -> gr.Error:
+    # gr.Error renders HTML, and the message may contain the user's file name.
+    return gr.Error(html.escape(message), print_exception=False)
+
+
+class _Page:
+    """The page's event handlers; :func:`build_app` wires them to the widgets. Errors reach the page as messages."""
+
+    def __init__(self, inpainter: Inpainter | None, max_side: int, results_dir: Path) -> None:
+        self.inpainter = inpainter
+        self.max_side = max_side
+        self.results_dir = results_dir
+        self.samples = sample_photos()
+
+    @staticmethod
+    def cleared() -> tuple[Any, ...]:
+        """Empty result widgets, with the methods' plain names as labels."""
+        images = [gr.update(value=None, label=name) for name in METHODS]
+        return (*images, "", gr.update(value=None, visible=False))
+
+    def show_photo(self, path: str | None, name: str | None = None) -> tuple[Any, ...]:
+        """Outputs: upload widget, photo state, editor, the three results, summary, download."""
+        if path is None:
+            return (gr.skip(),) * 8
+        try:
+            image = load_photo(path, self.max_side, name=name)
+        except InputError as e:
+            # A warning (not an exception) so that the upload widget can be cleared for the next try.
+            gr.Warning(html.escape(str(e)), title="Cannot use this photo")
+            return (None, *(gr.skip(),) * 7)
+        editor = {"background": image, "layers": [], "composite": image}
+        return (gr.skip(), {"image": image, "stem": Path(name or path).stem}, editor, *self.cleared())
+
+    def on_sample(self, choice: str | None) -> tuple[Any, ...]:
+        # Only names from our own list map to files: the browser never names a server path.
+        if choice not in self.samples:
+            return (gr.skip(),) * 8
+        return self.show_photo(str(self.samples[choice]), choice)
+
+    def on_run(
+        self,
+        photo: dict[str, Any] | None,
+        editor: dict[str, Any] | None,
+        request: gr.Request,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio finds its tracker by this default)
+    ) -> tuple[Any, ...]:
+        """Outputs: the three results, summary, download."""
+        if self.inpainter is None:
+            raise _error(NO_MODEL_HELP)
+        if photo is None:
+            raise _error("Upload a photo or pick a sample first, then paint the hole.")
+        try:
+            hole = hole_mask_from_editor(editor, photo["image"].shape[:2])
+        except InputError as e:
+            raise _error(str(e)) from None
+        done = run_methods(self.inpainter, photo["image"], hole, lambda f, d: progress(f, desc=d))
+        progress(0.99, desc="Writing the PNG…")
+        png = write_result_png(done[0].image, self.fresh_run_dir(request), photo["stem"])
+        log.info("%s", timings_markdown(done, hole).replace("**", ""))
+        images = [gr.update(value=str(png) if r.name == PCONV else r.image, label=_label(r)) for r in done]
+        return (*images, timings_markdown(done, hole), gr.update(value=str(png), visible=True))
+
+    def fresh_run_dir(self, request: gr.Request) -> Path:
+        """A new folder for this run's result; the session's earlier results are deleted.
+
+        A new folder per run gives each result a new URL, so the browser cannot show a cached earlier result, while
+        the file keeps the photo's name for the download.
+        """
+        session = _session_dir(self.results_dir, request)
+        shutil.rmtree(session, ignore_errors=True)
+        return session / secrets.token_hex(8)
+
+    def on_unload(self, request: gr.Request) -> None:
+        shutil.rmtree(_session_dir(self.results_dir, request), ignore_errors=True)
+
+
+def build_app(
+    inpainter: Inpainter | None,
+    ckpt: Path | None,
+    max_side: int = DEFAULT_MAX_SIDE,
+    results_dir: str | os.PathLike[str] | None = None,
+) -> gr.Blocks:
+    """The page as a ``gr.Blocks`` (not launched).
+
+    Args:
+        inpainter: the model, or None when no checkpoint exists (the page then says how to get one).
+        ckpt: the checkpoint's path, shown in the page.
+        max_side: photos with a longer side above this are refused.
+        results_dir: where result PNGs are written, one sub-folder per browser session (removed when the session
+            ends); default: a fresh temporary directory.
+    """
+    if gr is None:
+        raise ImportError("the inpainting page needs Gradio: pip install 'inpaint[app]'")
+    results = Path(results_dir or tempfile.mkdtemp(prefix="inpaint-results-"))
+    page = _Page(inpainter, max_side, results)
+    with gr.Blocks(
+        title="inpaint: partial convolutions",
+        analytics_enabled=False,
+        delete_cache=(CACHE_SWEEP_S, CACHE_AGE_S),
+    ) as demo:
+        gr.Markdown(_header(ckpt, max_side), elem_id="header")
+        photo = gr.State(None)
+        with gr.Row():
+            with gr.Column(scale=1, min_width=260):
+                upload, sample, run, summary, download = _controls(list(page.samples))
+            with gr.Column(scale=3):
+                editor = _editor()
+        with gr.Row(equal_height=True):
+            outputs = [
+                gr.Image(label=name, format="png", interactive=False, height=400, elem_id=f"out-{i}")
+                for i, name in enumerate(METHODS)
+            ]
+        shown = [upload, photo, editor, *outputs, summary, download]
+        upload.upload(page.show_photo, inputs=upload, outputs=shown)
+        sample.input(page.on_sample, inputs=sample, outputs=shown)
+        run.click(page.on_run, inputs=[photo, editor], outputs=[*outputs, summary, download])
+        demo.unload(page.on_unload)
+    return demo
+
+
+def _controls(samples: list[str]) -> tuple[Any, ...]:
+    upload = gr.File(label="Upload a photo", file_types=["image"], type="filepath", elem_id="upload")
+    sample = gr.Dropdown(choices=samples, value=None, label="…or pick a sample photo", elem_id="sample")
+    run = gr.Button("Fill the hole", variant="primary", elem_id="run")
+    summary = gr.Markdown(elem_id="summary")
+    download = gr.DownloadButton(
+        "Download the PConv result (PNG, full resolution)", visible=False, elem_id="download"
+    )
+    return upload, sample, run, summary, download
+
+
+def _editor() -> Any:
+    return gr.ImageEditor(
+        label="Paint the hole",
+        type="numpy",
+        image_mode="RGBA",  # the strokes' alpha is the mask
+        sources=[],  # photos come through the upload widget, so the original file (not a canvas copy) is used
+        transforms=[],  # no crop/resize: the strokes must stay aligned with the original photo
+        layers=False,
+        brush=gr.Brush(colors=[(PAINT_COLOR, 0.7)], color_mode="fixed"),
+        eraser=gr.Eraser(),
+        format="png",
+        height=560,
+        elem_id="editor",
+    )
+
+
+def _label(result: MethodResult) -> str:
+    return f"{result.name} · {_duration(result.seconds)}"
+
+
+def _duration(seconds: float) -> str:
+    # The classical methods take milliseconds: "0.00 s" would hide them.
+    return f"{seconds:.2f} s" if seconds >= 1 else f"{seconds * 1000:.0f} ms"
+
+
+# ------------------------------------------------------------------------------------------------------------ CLI
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m inpaint.app",
+        description="Local web page: paint a hole in a photo and compare the PConv fill with OpenCV's.",
+    )
+    p.add_argument(
+        "--ckpt",
+        type=Path,
+        default=None,
+        help="Lightning .ckpt or exported .safetensors (default: the newest outputs/**/checkpoints/last.ckpt)",
+    )
+    p.add_argument(
+        "--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1, this machine only)"
+    )
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT})")
+    p.add_argument(
+        "--max-side",
+        type=int,
+        default=DEFAULT_MAX_SIDE,
+        help=f"largest accepted photo, in pixels on the longer side (default: {DEFAULT_MAX_SIDE})",
+    )
+    p.add_argument(
+        "--device", default="auto", help="torch device: auto (cuda if available), cpu, cuda, cuda:1"
+    )
+    return p
+
+
+def _load_inpainter(ckpt: Path | None, device: str) -> Inpainter | None:
+    import torch
+
+    from inpaint.inference import Inpainter
+
+    if ckpt is None:
+        return None
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return Inpainter.from_checkpoint(ckpt, device=device)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve the page until interrupted; returns the exit status (2: bad arguments or checkpoint)."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own start-up requests
+    if args.max_side < 16:
+        print(f"error: --max-side must be at least 16 pixels, got {args.max_side}", file=sys.stderr)
+        return 2
+    ckpt = resolve_checkpoint(args.ckpt)
+    try:
+        inpainter = _load_inpainter(ckpt, args.device)
+    except (CheckpointError, RuntimeError, ValueError) as e:  # RuntimeError/ValueError: an unusable device
+        print(f"error: cannot load the model from {ckpt}: {e}", file=sys.stderr)
+        return 2
+    log.info("model: %s", ckpt if ckpt is not None else "none found under outputs/ (run `make train`)")
+    # Everything Gradio stores (uploads, cached outputs) goes into a directory of our own, deleted on exit; SIGTERM
+    # stops the server like Ctrl-C, so that the deletion runs then too.
+    signal.signal(signal.SIGTERM, _interrupt)
+    cache = Path(tempfile.mkdtemp(prefix="inpaint-app-"))
+    os.environ["GRADIO_TEMP_DIR"] = str(cache)
+    # No telemetry or version check from a local tool (and no stall on a closed network).
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    try:
+        demo = build_app(inpainter, ckpt, args.max_side, results_dir=cache / "results")
+        demo.queue(default_concurrency_limit=1)  # one fill at a time: the model uses every core
+        demo.launch(
+            server_name=args.host,
+            server_port=args.port,
+            share=False,
+            show_error=False,  # tracebacks stay in the log; the page shows gr.Error messages only
+            footer_links=[],
+            run_history=False,
+            enable_monitoring=False,
+            mcp_server=False,
+            ssr_mode=False,
+            pwa=False,
+            max_file_size=MAX_UPLOAD,
+            theme=_offline_theme(),
+        )
+    except OSError as e:  # e.g. the port is taken
+        print(f"error: cannot serve on {args.host}:{args.port}: {e}", file=sys.stderr)
+        return 2
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+    return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _offline_theme() -> Any:
+    # The default theme pulls fonts from Google; a local tool should work (and not phone home) without a network.
+    system = ["ui-sans-serif", "system-ui", "sans-serif"]
+    mono = ["ui-monospace", "Consolas", "monospace"]
+    return gr.themes.Default(font=system, font_mono=mono)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,274 @@
+"""The inpainting page's pure steps (no browser): photo loading and size limits, the mask from the editor's layers,
+the three methods with timings, the result file, checkpoint choice, the CLI's error paths, and that nothing outside
+``inpaint.app`` imports Gradio. The browser test is ``test_app_browser.py``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from _eval_fixtures import box_hole_mask, make_tiny_checkpoint
+from inpaint import Inpainter
+from inpaint.app import (
+    ALPHA_HOLE_THRESHOLD,
+    METHODS,
+    NO_MODEL_HELP,
+    InputError,
+    build_app,
+    check_photo_size,
+    hole_mask_from_editor,
+    load_photo,
+    main,
+    resolve_checkpoint,
+    run_methods,
+    sample_photos,
+    timings_markdown,
+    write_result_png,
+)
+
+H, W = 37, 53
+
+
+@pytest.fixture(scope="module")
+def inpainter(tmp_path_factory: pytest.TempPathFactory) -> Inpainter:
+    return Inpainter.from_checkpoint(make_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "t.ckpt"))
+
+
+@pytest.fixture
+def image() -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (H, W, 3), dtype=np.uint8)
+
+
+def _layer(hole: np.ndarray, alpha: int = 255, color: tuple[int, int, int] = (255, 0, 255)) -> np.ndarray:
+    """An editor layer (RGBA) with paint of ``alpha`` where ``hole``; RGB is 0 under alpha 0, as the canvas exports."""
+    layer = np.zeros((*hole.shape, 4), np.uint8)
+    layer[hole] = (*color, alpha)
+    return layer
+
+
+def _editor(image: np.ndarray, *layers: np.ndarray) -> dict[str, object]:
+    return {"background": np.dstack([image, np.full(image.shape[:2], 255, np.uint8)]), "layers": list(layers)}
+
+
+# ------------------------------------------------------------------------------------------------ photo + size
+
+
+def test_check_photo_size_limit_is_inclusive() -> None:
+    check_photo_size(4096, 10, 4096)
+    with pytest.raises(InputError, match=r"4097x10 pixels.*up to 4096 pixels on the longer side.*--max-side"):
+        check_photo_size(4097, 10, 4096)
+    with pytest.raises(InputError, match="10x300"):
+        check_photo_size(10, 300, 299)
+
+
+def test_load_photo_roundtrip_and_grayscale(tmp_path: Path, image: np.ndarray) -> None:
+    Image.fromarray(image).save(tmp_path / "a.png")
+    assert np.array_equal(load_photo(tmp_path / "a.png"), image)
+    Image.fromarray(image[..., 0]).save(tmp_path / "g.png")
+    gray = load_photo(tmp_path / "g.png")
+    assert gray.shape == (H, W, 3) and np.array_equal(gray[..., 2], image[..., 0])
+
+
+@pytest.mark.parametrize("content", [b"", b"not an image at all", b"\x89PNG\r\n\x1a\n" + b"\0" * 40])
+def test_load_photo_unreadable_names_the_file_not_the_folder(tmp_path: Path, content: bytes) -> None:
+    bad = tmp_path / "secret_dir" / "holiday.png"
+    bad.parent.mkdir()
+    bad.write_bytes(content)
+    with pytest.raises(InputError, match=r"^Could not read holiday\.png as an image\. Upload a photo") as e:
+        load_photo(bad)
+    assert "secret_dir" not in str(e.value)
+
+
+def test_load_photo_too_large_is_refused_before_decoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Image.new("RGB", (300, 20)).save(tmp_path / "wide.png")
+    calls = []
+    monkeypatch.setattr("inpaint.data.imageio.load_rgb", lambda *a, **k: calls.append(a))
+    with pytest.raises(InputError, match=r"300x20 pixels.*up to 256 pixels"):
+        load_photo(tmp_path / "wide.png", max_side=256)
+    assert calls == []
+
+
+def test_load_photo_decompression_bomb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    Image.new("RGB", (64, 64)).save(tmp_path / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 64x64 > 2x the limit: PIL refuses to open it
+    with pytest.raises(InputError, match="far larger than this page accepts"):
+        load_photo(tmp_path / "big.png")
+
+
+# ---------------------------------------------------------------------------------------------------- the mask
+
+
+def test_mask_is_where_a_layer_has_paint(image: np.ndarray) -> None:
+    hole = box_hole_mask(H, W, 0.2, seed=1) > 0
+    assert np.array_equal(hole_mask_from_editor(_editor(image, _layer(hole)), (H, W)), hole)
+    # The colour does not matter, the alpha does: semi-transparent paint counts, faint eraser residue does not.
+    assert np.array_equal(hole_mask_from_editor(_editor(image, _layer(hole, 150, (0, 0, 0))), (H, W)), hole)
+    residue = _layer(~hole, ALPHA_HOLE_THRESHOLD)
+    assert np.array_equal(hole_mask_from_editor(_editor(image, _layer(hole), residue), (H, W)), hole)
+
+
+def test_mask_is_the_union_of_layers(image: np.ndarray) -> None:
+    a = box_hole_mask(H, W, 0.1, seed=2) > 0
+    b = box_hole_mask(H, W, 0.1, seed=3) > 0
+    assert np.array_equal(hole_mask_from_editor(_editor(image, _layer(a), _layer(b)), (H, W)), a | b)
+
+
+def test_mask_from_a_scaled_canvas_is_resized_to_the_photo(image: np.ndarray) -> None:
+    small = np.zeros((H, W), bool)
+    small[10:20, 5:30] = True
+    big = np.repeat(np.repeat(small, 2, axis=0), 2, axis=1)  # the canvas at twice the photo's size
+    out = hole_mask_from_editor(_editor(image, _layer(big)), (H, W))
+    assert out.dtype == bool and np.array_equal(out, small)
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        (None, "no photo in the editor"),
+        ({"background": None, "layers": []}, "no photo in the editor"),
+        ("empty", "Nothing is painted"),
+        ("rgb", "Nothing is painted"),
+        ("all", "The whole photo is painted"),
+    ],
+)
+def test_mask_errors(image: np.ndarray, value: object, message: str) -> None:
+    if value == "empty":
+        value = _editor(image, _layer(np.zeros((H, W), bool)))
+    elif value == "rgb":  # a layer without alpha cannot hold strokes
+        value = _editor(image, np.full((H, W, 3), 255, np.uint8))
+    elif value == "all":
+        value = _editor(image, _layer(np.ones((H, W), bool)))
+    with pytest.raises(InputError, match=message):
+        hole_mask_from_editor(value, (H, W))  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------------------------ methods and output
+
+
+def test_run_methods_fills_only_the_hole_and_times_each(inpainter: Inpainter, image: np.ndarray) -> None:
+    hole = box_hole_mask(H, W, 0.2, seed=4) > 0
+    seen: list[tuple[float, str]] = []
+    results = run_methods(inpainter, image, hole, lambda f, d: seen.append((f, d)))
+    assert [r.name for r in results] == list(METHODS)
+    assert [d for _, d in seen] == [f"{m}…" for m in METHODS] and [f for f, _ in seen] == sorted(
+        f for f, _ in seen
+    )
+    assert np.array_equal(results[0].image, inpainter(image, hole))
+    for r in results:
+        assert r.image.shape == image.shape and r.image.dtype == np.uint8 and r.seconds >= 0
+        assert np.array_equal(r.image[~hole], image[~hole]), r.name
+        assert not np.array_equal(r.image[hole], image[hole]), r.name
+
+
+def test_run_methods_times_the_model_call(image: np.ndarray) -> None:
+    def slow(img: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        time.sleep(0.2)
+        return img
+
+    results = run_methods(slow, image, box_hole_mask(H, W, 0.2) > 0)
+    assert 0.2 <= results[0].seconds < 5 and results[1].seconds < 0.2
+
+
+def test_write_result_png_lossless_atomic_and_safe_name(tmp_path: Path, image: np.ndarray) -> None:
+    out = write_result_png(image, tmp_path / "session", "../my photo (1)")
+    assert out.parent == tmp_path / "session" and out.name == "my_photo__1_pconv.png"
+    assert np.array_equal(np.asarray(Image.open(out)), image)
+    assert [p.name for p in out.parent.iterdir()] == [out.name]  # no temporary file left
+    assert write_result_png(image, tmp_path, "...").name == "photo_pconv.png"
+
+
+def test_timings_markdown(image: np.ndarray, inpainter: Inpainter) -> None:
+    hole = np.zeros((H, W), bool)
+    hole[:10, :10] = True
+    text = timings_markdown(run_methods(inpainter, image, hole), hole)
+    assert text.startswith(f"Filled {100 / (H * W):.1%} of {W}x{H} pixels.")
+    assert all(name in text for name in METHODS) and (" ms**" in text or " s**" in text)
+
+
+# --------------------------------------------------------------------------------------------- page and CLI
+
+
+def test_sample_photos_are_the_held_out_ones() -> None:
+    samples = sample_photos()
+    assert set(samples) == {"coffee.png", "rocket.jpg"}
+    assert all(p.is_file() for p in samples.values())
+
+
+def test_resolve_checkpoint(tmp_path: Path) -> None:
+    assert resolve_checkpoint(None, tmp_path / "outputs") is None
+    assert resolve_checkpoint(tmp_path / "x.safetensors", tmp_path) == tmp_path / "x.safetensors"
+    old = make_tiny_checkpoint(tmp_path / "outputs/train/runs/a/checkpoints/last.ckpt")
+    new = make_tiny_checkpoint(tmp_path / "outputs/train/runs/b/checkpoints/last.ckpt")
+    os.utime(old, (time.time() + 60, time.time() + 60))  # newest by time written, not by name
+    assert resolve_checkpoint(None, tmp_path / "outputs") == old
+    os.utime(new, (time.time() + 120, time.time() + 120))
+    assert resolve_checkpoint(None, tmp_path / "outputs") == new
+
+
+def _markdown_values(demo: object) -> str:
+    config = demo.config  # type: ignore[attr-defined]
+    return "\n".join(
+        str(c["props"].get("value", "")) for c in config["components"] if c["type"] == "markdown"
+    )
+
+
+def test_page_says_which_model_and_limit(inpainter: Inpainter, tmp_path: Path) -> None:
+    text = _markdown_values(
+        build_app(inpainter, Path("runs/x/last.ckpt"), max_side=2048, results_dir=tmp_path)
+    )
+    assert "Model: `runs/x/last.ckpt`" in text and "**2048 px**" in text
+
+
+def test_page_without_model_says_how_to_get_one(tmp_path: Path) -> None:
+    text = _markdown_values(build_app(None, None, results_dir=tmp_path))
+    assert NO_MODEL_HELP in text and "make train" in text
+
+
+def test_export_loads_in_the_page(inpainter: Inpainter, tmp_path: Path, image: np.ndarray) -> None:
+    from inpaint.app import _load_inpainter
+    from inpaint.checkpoint import save_weights
+
+    export = save_weights(tmp_path / "w.safetensors", inpainter.model, inpainter.config)
+    hole = box_hole_mask(H, W, 0.2, seed=5) > 0
+    loaded = _load_inpainter(export, "cpu")
+    assert loaded is not None and np.array_equal(loaded(image, hole), inpainter(image, hole))
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--ckpt", "missing.ckpt"], "cannot load the model from missing.ckpt"),
+        (["--ckpt", "junk.ckpt"], "cannot load the model from junk.ckpt"),
+        (["--max-side", "4"], "--max-side must be at least 16"),
+    ],
+)
+def test_cli_errors_are_one_line(
+    args: list[str],
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "junk.ckpt").write_bytes(b"junk")
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
+
+
+def test_core_and_training_do_not_import_gradio() -> None:
+    code = (
+        "import sys, inpaint, inpaint.inference, inpaint.predict, inpaint.evaluate, inpaint.export, inpaint.train, "
+        "inpaint.module, inpaint.data; assert 'gradio' not in sys.modules, 'gradio was imported'"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
