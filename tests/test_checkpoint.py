@@ -165,3 +165,23 @@ def test_atomic_output_uses_normal_permissions(tmp_path: Path) -> None:
     with atomic_output(target) as tmp:
         tmp.write_text("x")
     assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_remove_stale_temporaries_only_removes_dead_writers(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from inpaint.checkpoint import remove_stale_temporaries
+
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    dead_pid = int(dead.stdout)
+    stale = tmp_path / f".last.{dead_pid}-0123456789ab.tmp.ckpt"
+    live = tmp_path / f".last.{os.getpid()}-0123456789ab.tmp.ckpt"
+    other = tmp_path / ".hidden.ckpt"
+    for p in (stale, live, other):
+        p.write_bytes(b"x")
+    assert remove_stale_temporaries(tmp_path) == [stale]
+    assert sorted(tmp_path.iterdir()) == sorted([live, other])

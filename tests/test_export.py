@@ -51,3 +51,13 @@ def test_torch_export_program_has_dynamic_shapes(tmp_path: Path) -> None:
         m = (torch.rand(shape[0], 1, *shape[2:]) > 0.3).float()
         with torch.no_grad():
             assert torch.allclose(program(x, m), model(x, m), atol=1e-5)
+
+
+def test_export_has_normal_permissions(tmp_path: Path) -> None:
+    import os
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    out = tmp_path / "model.safetensors"
+    assert main([str(make_tiny_checkpoint(tmp_path / "t.ckpt")), "-o", str(out)]) == 0
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # safetensors alone writes 0600

@@ -26,6 +26,7 @@ import inspect
 import json
 import os
 import pickle
+import re
 import secrets
 import zipfile
 from collections.abc import Iterator, Mapping
@@ -47,6 +48,7 @@ __all__ = [
     "load_net_state_dict",
     "model_config",
     "model_state_dict",
+    "remove_stale_temporaries",
     "save_weights",
 ]
 
@@ -78,22 +80,82 @@ class UnsafeCheckpointError(CheckpointError):
 
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success it is renamed onto ``path`` (``os.replace``), on error
-    removed. Readers never see a half-written file, and an existing file is only replaced by a complete one.
+    """Yield a temporary path next to ``path``; on success it is flushed to disk and renamed onto ``path``
+    (``os.replace``), on error removed. Readers never see a half-written file, and an existing file is only
+    replaced by a complete one, even after a crash or ``kill -9`` in the middle of the write.
 
-    The temporary name keeps the suffix of ``path`` so that writers that pick a format from it (PIL, OpenCV) work.
+    The temporary file lives in the target's own directory (a rename within one file system is atomic; a move from
+    ``$TMPDIR`` to another disk is a copy that a kill can cut short) and is named ``.<stem>.<pid>-<random>.tmp<suffix>``
+    (see :func:`remove_stale_temporaries`); it keeps the suffix of ``path`` so that writers that pick a format from
+    it (PIL, OpenCV) work. The result gets the usual umask-respecting permissions (0644 typically), whatever mode
+    the writer created it with (safetensors writes 0600).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # A fresh unique name that the writer creates itself, so the file gets the usual umask permissions (mkstemp's
-    # would be 0600).
-    tmp = path.with_name(f".{path.stem}.{secrets.token_hex(6)}.tmp{path.suffix}")
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}-{secrets.token_hex(6)}{_TMP_MARK}{path.suffix}")
     try:
         yield tmp
+        if tmp.is_file():
+            os.chmod(tmp, 0o666 & ~_umask())
+            _fsync_path(tmp)
         os.replace(tmp, path)
+        _fsync_path(path.parent)  # the rename itself is durable only once the directory is synced
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+_TMP_MARK = ".tmp"
+# .<stem>.<pid>-<12 hex digits>.tmp<suffix>, as atomic_output names its temporary files.
+_TMP_RE = re.compile(r"\..*\.(\d+)-[0-9a-f]{12}\.tmp(\.[^.]*)?")
+
+
+def _fsync_path(path: Path) -> None:
+    """Flush a file's (or a directory's entries') data to disk; file systems without directory fsync are fine."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:
+        if not path.is_dir():
+            raise
+    finally:
+        os.close(fd)
+
+
+def _umask() -> int:
+    # Read without changing it: os.umask() sets it, for every thread, until it is set back.
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def remove_stale_temporaries(directory: str | os.PathLike[str]) -> list[Path]:
+    """Remove what :func:`atomic_output` left in ``directory`` when its writer was killed (``kill -9``, out of
+    memory): temporary files whose writing process no longer runs on this machine. Returns the removed paths.
+    """
+    removed = []
+    for tmp in Path(directory).glob(f".*{_TMP_MARK}*"):
+        match = _TMP_RE.fullmatch(tmp.name)
+        if match and tmp.is_file() and not _process_alive(int(match.group(1))):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def _is_safetensors(path: Path) -> bool:

@@ -66,8 +66,9 @@ def export_program(checkpoint: str | Path, output: str | Path) -> Path:
     shape = {0: batch, 2: m * h, 3: m * w}
     program = export(model, (image, mask), dynamic_shapes=(shape, shape))
     output = Path(output)
-    with atomic_output(output) as tmp:
-        torch.export.save(program, tmp)
+    # Through a file object: given a path, torch names the archive's inner folder after the temporary file.
+    with atomic_output(output) as tmp, open(tmp, "wb") as f:
+        torch.export.save(program, f)
     return output
 
 
