@@ -332,3 +332,41 @@ def test_find_latest_checkpoint(tmp_path: Path) -> None:
         ckpt.write_bytes(b"x")
         os.utime(ckpt, (1000 + i, 1000 + i))
     assert find_latest_checkpoint(tmp_path).parts[-3] == "a"
+
+
+@pytest.mark.slow
+def test_cli_unwritable_output_dir_is_one_clear_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "a_file").write_text("x")
+    out = (
+        tmp_path / "a_file" / "eval"
+    )  # a read-only folder for anyone but root; a file in the path for everyone
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "inpaint.evaluate",
+            f"ckpt_path={make_tiny_checkpoint(tmp_path / 't.ckpt')}",
+            f"output_dir={out}",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 1
+    assert f"cannot write the report to output_dir={out}" in proc.stderr + proc.stdout
+    assert "Traceback" not in proc.stderr
+
+
+def test_run_checks_the_output_dir_before_evaluating(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import inpaint.evaluate as ev
+
+    (tmp_path / "a_file").write_text("x")
+    cfg = ev.load_config(
+        [f"ckpt_path={tmp_path / 'not-even-loaded.ckpt'}", f"output_dir={tmp_path / 'a_file' / 'x'}"]
+    )
+    with pytest.raises(ev.OutputDirError, match="cannot write the report"):
+        ev.run(cfg)

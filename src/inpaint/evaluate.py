@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from inpaint.baselines import BASELINES, inpaint_opencv_batch
-from inpaint.checkpoint import atomic_output
+from inpaint.checkpoint import atomic_output, describe_os_error, ensure_writable_dir
 from inpaint.hole_ratio import BIN_NAMES, hole_ratio_bin
 from inpaint.metrics import BinnedImageMetrics, image_metrics
 
@@ -626,12 +626,20 @@ def find_latest_checkpoint(root: str | Path = "outputs") -> Path:
     return found[-1]
 
 
+class OutputDirError(OSError):
+    """The report's output directory cannot be created or written."""
+
+
 def run(cfg: DictConfig) -> EvaluationReport:
     """Evaluate as configured by ``conf/evaluate.yaml`` and write the report into ``cfg.output_dir``."""
     from omegaconf import OmegaConf
 
     from inpaint.inference import Inpainter
 
+    try:
+        ensure_writable_dir(cfg.output_dir)  # before the work, not after it
+    except OSError as e:
+        raise _output_error(cfg.output_dir, e) from e
     device = _resolve_device(str(cfg.device))
     inpainter = Inpainter.from_checkpoint(cfg.ckpt_path, device=device)
     loader = build_eval_loader(cfg)
@@ -654,9 +662,17 @@ def run(cfg: DictConfig) -> EvaluationReport:
         progress=bool(cfg.progress),
         info=info,
     )
-    for kind, path in report.save(cfg.output_dir).items():
+    try:
+        written = report.save(cfg.output_dir)
+    except OSError as e:  # e.g. the disk filled up during the evaluation
+        raise _output_error(cfg.output_dir, e) from e
+    for kind, path in written.items():
         log.info("wrote %s: %s", kind, path)
     return report
+
+
+def _output_error(output_dir: str, err: OSError) -> OutputDirError:
+    return OutputDirError(f"cannot write the report to output_dir={output_dir}: {describe_os_error(err)}")
 
 
 def main() -> None:
@@ -668,7 +684,7 @@ def main() -> None:
     def app(cfg: DictConfig) -> None:
         try:
             print(run(cfg).to_markdown())
-        except (CheckpointError, FileNotFoundError) as e:
+        except (CheckpointError, FileNotFoundError, OutputDirError) as e:
             # A user error, not a bug: one clear line instead of Hydra's traceback dump.
             log.error("%s", e)
             raise SystemExit(1) from None
