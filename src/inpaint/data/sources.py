@@ -20,6 +20,8 @@ from inpaint.data.imageio import IMAGE_EXTENSIONS
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
+# Share of a folder's images held out for val/test when it has no separate val_root (conf/data/folder.yaml).
+DEFAULT_VAL_FRACTION = 0.05
 
 
 class ImageRecord(NamedTuple):
@@ -389,16 +391,22 @@ def build_records(data_cfg: Mapping[str, Any], split: str) -> list[ImageRecord]:
 def _folder_split(data_cfg: Mapping[str, Any], split: str) -> list[ImageRecord]:
     root = data_cfg.get("root")
     val_root = data_cfg.get("val_root")
+    fraction = float(data_cfg.get("val_fraction", DEFAULT_VAL_FRACTION))
     if split == "train":
         recs = folder_records(root, file_list=data_cfg.get("file_list"))
-        return recs if val_root else holdout_split(recs, "train", float(data_cfg.get("val_fraction", 0.05)))
+        return recs if val_root else holdout_split(recs, "train", fraction)
     if val_root:
         return folder_records(val_root, file_list=data_cfg.get("val_file_list"))
     recs = folder_records(root, file_list=data_cfg.get("file_list"))
-    held = holdout_split(recs, "val", float(data_cfg.get("val_fraction", 0.05)))
+    held = holdout_split(recs, "val", fraction)
     if not held:
         raise DatasetLayoutError(
-            f"folder: val_fraction {data_cfg.get('val_fraction', 0.05)} of {len(recs)} images in {root} is empty; "
-            "raise val_fraction or set val_root"
+            f"folder: val_fraction {fraction} of the {len(recs)} images in {root} holds out none (the smallest that "
+            f"holds out one is {min_val_fraction(recs)}); raise val_fraction, the same for every split, or set val_root"
         )
     return held
+
+
+def min_val_fraction(records: Sequence[ImageRecord]) -> float:
+    """The smallest ``val_fraction`` for which :func:`holdout_split` puts at least one of ``records`` in val."""
+    return (min(stable_hash(r.key) % 10_000 for r in records) + 1) / 10_000
