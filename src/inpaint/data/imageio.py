@@ -83,15 +83,19 @@ def load_rgb(source: str | os.PathLike[str] | bytes, *, name: str | None = None)
             with Image.open(fp) as img:
                 img.load()  # decode everything now: truncated files fail here, not later in a transform
                 img = ImageOps.exif_transpose(img) or img
-                return _to_rgb_uint8(img)
+                return to_rgb_uint8(img)
     except _DECODE_ERRORS as err:
         raise ImageDecodeError(f"{label}: cannot decode image ({type(err).__name__}: {err})") from err
     except Image.DecompressionBombWarning as err:
         raise ImageDecodeError(f"{label}: image too large to decode safely ({err})") from err
 
 
-def _to_rgb_uint8(img: Image.Image) -> np.ndarray:
-    """Convert any PIL mode to (H, W, 3) uint8 RGB."""
+def to_rgb_uint8(img: Image.Image) -> np.ndarray:
+    """Convert a PIL image of any mode to (H, W, 3) uint8 RGB (as :func:`load_rgb` does after decoding).
+
+    Raises:
+        ValueError: a float image with NaN/inf pixels or values outside [0, 1] and 0..255.
+    """
     mode = img.mode
     if mode == "RGB":
         return np.asarray(img, dtype=np.uint8).copy()
