@@ -370,3 +370,23 @@ def test_run_checks_the_output_dir_before_evaluating(tmp_path: Path, monkeypatch
     )
     with pytest.raises(ev.OutputDirError, match="cannot write the report"):
         ev.run(cfg)
+
+
+def test_project_root_is_found_from_a_subdirectory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from inpaint.evaluate import find_latest_checkpoint, project_root
+
+    project = tmp_path / "proj"
+    (project / "conf").mkdir(parents=True)
+    (project / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    (project / "notebooks").mkdir()
+    monkeypatch.delenv("INPAINT_PROJECT_DIR", raising=False)
+    monkeypatch.chdir(project / "notebooks")  # where a notebook's kernel runs
+    assert project_root() == project.resolve()
+    ckpt = make_tiny_checkpoint(project / "outputs" / "train" / "runs" / "a" / "checkpoints" / "last.ckpt")
+    assert find_latest_checkpoint().samefile(ckpt)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.setenv("INPAINT_PROJECT_DIR", str(elsewhere))
+    assert project_root() == elsewhere.resolve()
+    with pytest.raises(FileNotFoundError, match="INPAINT_PROJECT_DIR"):
+        find_latest_checkpoint()

@@ -26,6 +26,7 @@ import io
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -55,6 +56,7 @@ __all__ = [
     "evaluate",
     "build_eval_loader",
     "find_latest_checkpoint",
+    "project_root",
     "load_config",
     "main",
     "plot_metrics_per_bin",
@@ -616,12 +618,31 @@ def load_config(overrides: Sequence[str] = ()) -> DictConfig:
         return compose(config_name="evaluate", overrides=list(overrides))
 
 
-def find_latest_checkpoint(root: str | Path = "outputs") -> Path:
-    """The most recently written ``last.ckpt`` under ``root`` (e.g. after ``make train``)."""
-    found = sorted(Path(root).glob("**/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+PROJECT_DIR_ENV = "INPAINT_PROJECT_DIR"
+
+
+def project_root(start: str | Path | None = None) -> Path:
+    """The project directory whose ``outputs/`` holds the runs, wherever the caller runs (a notebook's kernel runs
+    in ``notebooks/``): ``$INPAINT_PROJECT_DIR`` if set, else the nearest directory at or above ``start`` (default:
+    the working directory) that holds ``pyproject.toml`` and ``conf/``, else ``start`` itself."""
+    if os.environ.get(PROJECT_DIR_ENV):
+        return Path(os.environ[PROJECT_DIR_ENV]).expanduser().resolve()
+    here = Path(start if start is not None else Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "pyproject.toml").is_file() and (folder / "conf").is_dir():
+            return folder
+    return here
+
+
+def find_latest_checkpoint(root: str | Path | None = None) -> Path:
+    """The most recently written ``last.ckpt`` under ``root`` (default: the :func:`project_root`'s ``outputs/``, e.g.
+    after ``make train``)."""
+    root = Path(root) if root is not None else project_root() / "outputs"
+    found = sorted(root.glob("**/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
     if not found:
         raise FileNotFoundError(
-            f"no */checkpoints/last.ckpt under {Path(root).resolve()}; train one with `make train`"
+            f"no */checkpoints/last.ckpt under {root.resolve()}; train one with `make train` (or set "
+            f"${PROJECT_DIR_ENV} to the project directory)"
         )
     return found[-1]
 
