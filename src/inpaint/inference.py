@@ -49,9 +49,9 @@ __all__ = [
 ]
 
 
-# Longest side of the working resolution. Measured on the 2-core CPU (benchmarks/RESULTS.md, 8 levels): the network
-# at 1024x768 takes ~0.6 GB beyond the model, at 2048x1536 ~2.2 GB, which leaves no room under 4 GB for a
-# 4000x3000 photo's full-resolution buffers; 1024 is also closer to the 256-512 px the network is trained on.
+# Longest side of the working resolution. Measured on the 2-core CPU (benchmarks/RESULTS.md, 8 levels): a 4000x3000
+# photo needs 2.0 GB peak RSS (whole process) at 1024 and 3.5 GB at 2048, too close to a 4 GB budget; 1024 is also
+# closer to the 256-512 px the network is trained on.
 DEFAULT_MAX_SIDE = 1024
 
 
