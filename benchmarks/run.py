@@ -5,7 +5,8 @@ Prints Markdown tables (the format of ``benchmarks/RESULTS.md``) headed by the m
 - ``step``: training step (forward + loss + backward + Adam) in images/s and peak memory, project vs the naive
   reference, interleaved, median of repeats. CPU: 256², 7 levels, batch 2, float32. ``--device cuda``: 256² and 512²,
   float32 eager vs bf16 + channels_last (+ torch.compile), with model FLOPs utilisation.
-- ``infer``: latency of one 512² image, 8 levels, on CPU (and on the GPU with ``--device cuda``).
+- ``infer``: latency of one 512² image, 8 levels, on CPU (and on the GPU with ``--device cuda``); the Inpainter's
+  latency and peak memory at 512², 2048² and 4000x3000 (each in a fresh process).
 - ``data``: training-pipeline images/s per worker at 256² vs a torchvision ImageFolder + PIL baseline.
 - ``levers`` (only on request): U-Net and loss timed separately, naive vs library, NCHW vs channels_last, bf16.
 
@@ -123,6 +124,13 @@ def run(args: argparse.Namespace) -> list[Table]:
         for dev in devices:
             t0 = time.perf_counter()
             emit(bench_infer(dev, size, levels, repeats), t0)
+        from benchmarks.infer import SIZES, bench_infer_sizes
+
+        t0 = time.perf_counter()
+        if args.quick:
+            emit(bench_infer_sizes([(96, 128), (300, 400)], levels=5, repeats=1, max_side=128), t0)
+        else:
+            emit(bench_infer_sizes(SIZES, levels=8, repeats=min(repeats, 3)), t0)
 
     if "data" in args.only:
         from benchmarks.data import bench_data

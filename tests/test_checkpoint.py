@@ -165,3 +165,72 @@ def test_atomic_output_uses_normal_permissions(tmp_path: Path) -> None:
     with atomic_output(target) as tmp:
         tmp.write_text("x")
     assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+class _RunsCommand:
+    """Pickles to ``os.system(...)``: torch's message for it differs from the one for ``open`` (module blocked)."""
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        import os
+
+        return (os.system, ("true",))
+
+
+@pytest.mark.parametrize(
+    "payload", [_CreatesFile(Path("never-created.txt")), _RunsCommand()], ids=["open", "system"]
+)
+def test_refusal_names_the_global_and_gives_only_our_advice(tmp_path: Path, payload: object) -> None:
+    ckpt = make_tiny_checkpoint(tmp_path / "evil.ckpt")
+    data = torch.load(ckpt, weights_only=True)
+    data["hyper_parameters"]["payload"] = payload
+    torch.save(data, ckpt)
+    with pytest.raises(UnsafeCheckpointError) as info:
+        load_checkpoint(ckpt)
+    msg = str(info.value)
+    func = payload.__reduce__()[0]  # type: ignore[attr-defined]
+    assert f"{func.__module__}.{func.__name__}" in msg  # the disallowed global: io.open, posix.system
+    assert "weights_only=False" not in msg and "safe_globals" not in msg and "trusted source" not in msg
+    assert "python -m inpaint.export" in msg and msg.rstrip().endswith(".")
+    assert "\n" not in msg and not Path("never-created.txt").exists()
+
+
+def test_empty_file_says_so(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.ckpt"
+    empty.write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"empty\.ckpt: empty file \(0 bytes\)"):
+        load_checkpoint(empty)
+
+
+@pytest.mark.slow
+def test_torch_export_program_is_pointed_to_the_right_loader(tmp_path: Path) -> None:
+    from inpaint import Inpainter
+    from inpaint.export import export_program
+
+    program = export_program(make_tiny_checkpoint(tmp_path / "t.ckpt"), tmp_path / "model.pt2")
+    for name in ("model.pt2", "renamed.bin"):  # recognised by suffix, and by content
+        path = program.rename(tmp_path / name)
+        with pytest.raises(CheckpointError) as info:
+            Inpainter.from_checkpoint(path)
+        msg = str(info.value)
+        assert "torch.export.load" in msg and ".safetensors" in msg and "corrupted" not in msg
+        program = path
+
+
+def test_remove_stale_temporaries_only_removes_dead_writers(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from inpaint.checkpoint import remove_stale_temporaries
+
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    dead_pid = int(dead.stdout)
+    stale = tmp_path / f".last.{dead_pid}-0123456789ab.tmp.ckpt"
+    live = tmp_path / f".last.{os.getpid()}-0123456789ab.tmp.ckpt"
+    other = tmp_path / ".hidden.ckpt"
+    for p in (stale, live, other):
+        p.write_bytes(b"x")
+    assert remove_stale_temporaries(tmp_path) == [stale]
+    assert sorted(tmp_path.iterdir()) == sorted([live, other])

@@ -9,7 +9,7 @@ import tarfile
 import pytest
 import torch
 
-from _data_fixtures import make_messy_folder, make_places2
+from _data_fixtures import make_messy_folder, make_places2, write_jpeg
 from inpaint.data.datamodule import InpaintDataLoader
 from inpaint.data.datasets import DecodePolicy
 from inpaint.data.mask_factory import build_mask_provider
@@ -142,12 +142,12 @@ def test_shard_keys_are_webdataset_safe():
     assert shard_key("000001.jpg") == "000001"
 
 
-def test_existing_shards_need_overwrite(packed, tmp_path):
+def test_existing_shards_need_overwrite(packed, tmp_path, capsys):
     root = make_places2(tmp_path / "p", n_train=2, n_val=1, size=24)
     out = tmp_path / "s"
     pack_main(["--source", "places2", "--root", str(root), "--out", str(out)])
-    with pytest.raises(FileExistsError, match="overwrite"):
-        pack_main(["--source", "places2", "--root", str(root), "--out", str(out)])
+    assert pack_main(["--source", "places2", "--root", str(root), "--out", str(out)]) == 1
+    assert "overwrite" in capsys.readouterr().err
     pack_main(
         ["--source", "places2", "--root", str(root), "--out", str(out), "--overwrite", "--max-count", "1"]
     )
@@ -178,3 +178,62 @@ def test_tar_without_image_entry_is_skipped(tmp_path):
     (tmp_path / "t-0.tar").write_bytes(buf.getvalue())
     ds = _stream(expand_shard_urls("t-*.tar", tmp_path), split="val")
     assert list(ds) == [] and ds.skipped.total == 1
+
+
+def _shard_keys(out, prefix):
+    keys = set()
+    for url in expand_shard_urls(f"{prefix}-*.tar", out):
+        with tarfile.open(url) as tar:
+            keys |= {m.name.rsplit(".", 1)[0] for m in tar.getmembers()}
+    return keys
+
+
+def test_pack_folder_splits_like_the_folder_source_without_overlap(tmp_path):
+    from inpaint.data.sources import build_records
+
+    root = tmp_path / "imgs"
+    for i in range(40):
+        write_jpeg(root / f"img{i:02d}.jpg", 16, 16, seed=i)
+    out = tmp_path / "s"
+    for split in ("train", "val"):
+        assert (
+            pack_main(["--source", "folder", "--root", str(root), "--split", split, "--out", str(out)]) == 0
+        )
+    train, val = _shard_keys(out, "train"), _shard_keys(out, "val")
+    assert train and val and not train & val and len(train | val) == 40
+    # The same images as data=folder's train/val split (default val_fraction), by key.
+    cfg = {"source": "folder", "root": str(root)}
+    assert val == {shard_key(r.key) for r in build_records(cfg, "val")}
+
+
+def test_pack_impossible_val_split_is_one_line(tmp_path, capsys):
+    from inpaint.data._rng import stable_hash
+
+    root = tmp_path / "imgs"
+    names = [n for n in (f"img{i}.jpg" for i in range(20)) if stable_hash(n) % 10_000 >= 500][:3]  # all train
+    for i, name in enumerate(names):
+        write_jpeg(root / name, 16, 16, seed=i)
+    argv = ["--source", "folder", "--root", str(root), "--split", "val", "--out", str(tmp_path / "s")]
+    assert pack_main(argv) == 1
+    err = capsys.readouterr().err
+    assert (
+        err.startswith("error: folder: val_fraction 0.05 of the 3 images")
+        and len(err.strip().splitlines()) == 1
+    )
+    assert "smallest that holds out one is" in err and "Traceback" not in err
+
+
+def test_pack_refuses_a_val_fraction_that_would_overlap_train(tmp_path, capsys):
+    root = tmp_path / "imgs"
+    for i in range(12):
+        write_jpeg(root / f"img{i:02d}.jpg", 16, 16, seed=i)
+    out = tmp_path / "s"
+    base = ["--source", "folder", "--root", str(root), "--out", str(out)]
+    assert pack_main([*base, "--split", "train"]) == 0  # default 0.05: all 12 images happen to be train
+    assert pack_main([*base, "--split", "val", "--val-fraction", "0.5"]) == 1
+    assert "would put some images in both splits" in capsys.readouterr().err
+    assert not list(out.glob("val-*.tar"))
+    # Following the advice: both splits with the same fraction.
+    assert pack_main([*base, "--split", "train", "--val-fraction", "0.5", "--overwrite"]) == 0
+    assert pack_main([*base, "--split", "val", "--val-fraction", "0.5"]) == 0
+    assert not _shard_keys(out, "train") & _shard_keys(out, "val")

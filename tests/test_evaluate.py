@@ -355,3 +355,61 @@ def test_find_latest_checkpoint(tmp_path: Path) -> None:
         ckpt.write_bytes(b"x")
         os.utime(ckpt, (1000 + i, 1000 + i))
     assert find_latest_checkpoint(tmp_path).parts[-3] == "a"
+
+
+@pytest.mark.slow
+def test_cli_unwritable_output_dir_is_one_clear_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "a_file").write_text("x")
+    out = (
+        tmp_path / "a_file" / "eval"
+    )  # a read-only folder for anyone but root; a file in the path for everyone
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "inpaint.evaluate",
+            f"ckpt_path={make_tiny_checkpoint(tmp_path / 't.ckpt')}",
+            f"output_dir={out}",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 1
+    assert f"cannot write the report to output_dir={out}" in proc.stderr + proc.stdout
+    assert "Traceback" not in proc.stderr
+
+
+def test_run_checks_the_output_dir_before_evaluating(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import inpaint.evaluate as ev
+
+    (tmp_path / "a_file").write_text("x")
+    cfg = ev.load_config(
+        [f"ckpt_path={tmp_path / 'not-even-loaded.ckpt'}", f"output_dir={tmp_path / 'a_file' / 'x'}"]
+    )
+    with pytest.raises(ev.OutputDirError, match="cannot write the report"):
+        ev.run(cfg)
+
+
+def test_project_root_is_found_from_a_subdirectory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from inpaint.evaluate import find_latest_checkpoint, project_root
+
+    project = tmp_path / "proj"
+    (project / "conf").mkdir(parents=True)
+    (project / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    (project / "notebooks").mkdir()
+    monkeypatch.delenv("INPAINT_PROJECT_DIR", raising=False)
+    monkeypatch.chdir(project / "notebooks")  # where a notebook's kernel runs
+    assert project_root() == project.resolve()
+    ckpt = make_tiny_checkpoint(project / "outputs" / "train" / "runs" / "a" / "checkpoints" / "last.ckpt")
+    assert find_latest_checkpoint().samefile(ckpt)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.setenv("INPAINT_PROJECT_DIR", str(elsewhere))
+    assert project_root() == elsewhere.resolve()
+    with pytest.raises(FileNotFoundError, match="INPAINT_PROJECT_DIR"):
+        find_latest_checkpoint()

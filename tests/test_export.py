@@ -51,3 +51,35 @@ def test_torch_export_program_has_dynamic_shapes(tmp_path: Path) -> None:
         m = (torch.rand(shape[0], 1, *shape[2:]) > 0.3).float()
         with torch.no_grad():
             assert torch.allclose(program(x, m), model(x, m), atol=1e-5)
+
+
+def test_export_has_normal_permissions(tmp_path: Path) -> None:
+    import os
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    out = tmp_path / "model.safetensors"
+    assert main([str(make_tiny_checkpoint(tmp_path / "t.ckpt")), "-o", str(out)]) == 0
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # safetensors alone writes 0600
+
+
+@pytest.mark.parametrize("how", ["file_in_path", "read_only"])
+def test_unwritable_output_is_one_clear_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], how: str
+) -> None:
+    import os
+
+    ckpt = make_tiny_checkpoint(tmp_path / "t.ckpt")
+    if how == "read_only":
+        if os.geteuid() == 0:
+            pytest.skip("root writes into read-only folders")
+        folder = tmp_path / "ro"
+        folder.mkdir(mode=0o555)
+        out = folder / "model.safetensors"
+    else:
+        (tmp_path / "a_file").write_text("x")
+        out = tmp_path / "a_file" / "sub" / "model.safetensors"
+    assert main([str(ckpt), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot write the export: ") and len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err

@@ -11,7 +11,7 @@ from PIL import Image
 
 from _eval_fixtures import box_hole_mask, make_tiny_checkpoint
 from inpaint import Inpainter
-from inpaint.inference import hole_mask_to_valid, pad_to_multiple
+from inpaint.inference import UnfilledHoleWarning, check_hole_mask, hole_mask_to_valid, pad_to_multiple
 
 
 @pytest.fixture(scope="module")
@@ -75,9 +75,15 @@ def test_hole_content_does_not_matter(inpainter: Inpainter, odd_image: np.ndarra
     assert np.array_equal(inpainter(odd_image, hole), inpainter(other, hole))
 
 
-def test_empty_mask_returns_image_unchanged(inpainter: Inpainter, odd_image: np.ndarray) -> None:
-    out = inpainter(odd_image, np.zeros((H, W), np.uint8))
-    assert np.array_equal(out, odd_image) and out is not odd_image
+@pytest.mark.parametrize("fill, expected", [(0, "no hole pixels"), (255, "every pixel is a hole")])
+def test_mask_without_holes_or_without_known_pixels_is_refused(
+    inpainter: Inpainter, odd_image: np.ndarray, fill: int, expected: str
+) -> None:
+    # Was: an all-hole mask silently gave an all-black image, an empty one the image unchanged.
+    with pytest.raises(ValueError, match=expected):
+        inpainter(odd_image, np.full((H, W), fill, np.uint8))
+    with pytest.raises(ValueError, match=expected):
+        check_hole_mask(np.full((H, W), fill > 0))  # the check the CLI uses too
 
 
 def test_bad_inputs(inpainter: Inpainter, odd_image: np.ndarray) -> None:
@@ -120,3 +126,164 @@ def test_export_loads_identically(inpainter: Inpainter, odd_image: np.ndarray, t
     again = Inpainter.from_checkpoint(out)
     hole = box_hole_mask(H, W, 0.25, seed=5)
     assert np.array_equal(again(odd_image, hole), inpainter(odd_image, hole))
+
+
+# ------------------------------------------------------------------------------------------- non-finite values
+
+
+def test_non_finite_hole_pixels_are_ignored(inpainter: Inpainter) -> None:
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(2, 3, 40, 56, generator=g)
+    m = (torch.rand(2, 1, 40, 56, generator=g) > 0.3).float()
+    hole = (m == 0).expand_as(x)
+    poison = torch.tensor([float("nan"), float("inf"), -float("inf")]).repeat(int(hole.sum()) // 3 + 1)
+    poisoned = x.clone()
+    poisoned[hole] = poison[: int(hole.sum())]
+    clean = torch.where(m > 0, x, 0.0)
+    out = inpainter.inpaint_tensor(poisoned, m)
+    assert torch.isfinite(out).all()  # was: NaN everywhere (NaN * 0 = NaN)
+    assert torch.equal(out, inpainter.inpaint_tensor(clean, m))
+    assert torch.equal(out[~hole], x[~hole])
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_known_pixel_is_a_clear_error(inpainter: Inpainter, bad: float) -> None:
+    x, m = torch.rand(1, 3, 16, 16), torch.ones(1, 1, 16, 16)
+    m[..., :4, :4] = 0
+    x[0, 1, 9, 7] = bad
+    with pytest.raises(ValueError, match="known .*NaN or infinite.*row 9, column 7"):
+        inpainter.inpaint_tensor(x, m)
+
+
+def test_known_pixels_outside_0_1_are_refused(inpainter: Inpainter) -> None:
+    x, m = torch.rand(1, 3, 16, 16) * 255, torch.ones(1, 1, 16, 16)
+    m[..., :4, :4] = 0
+    with pytest.raises(ValueError, match=r"must be in \[0, 1\].*divide a 0-255 image by 255"):
+        inpainter.inpaint_tensor(x, m)
+    x = torch.rand(1, 3, 16, 16)
+    x[..., :4, :4] = 7.0  # out-of-range values in the hole are ignored like any other hole content
+    assert inpainter.inpaint_tensor(x, m).max() <= 1.0
+    with pytest.raises(ValueError, match="no known pixel"):
+        inpainter.inpaint_tensor(x, torch.zeros(1, 1, 16, 16))
+
+
+def test_float_pil_image_with_inf_is_refused(inpainter: Inpainter) -> None:
+    arr = np.full((H, W), 0.5, np.float32)
+    arr[2, 3] = np.inf
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        inpainter(Image.fromarray(arr, mode="F"), box_hole_mask(H, W, 0.2, seed=1))
+
+
+# ---------------------------------------------------------------------------------------------- large holes
+
+
+class _Reach(torch.nn.Module):
+    """A stand-in network with a known output: ``steps`` 5x5 partial convolutions averaging the valid pixels, so the
+    output is the local mean where a valid pixel is within ``2 * steps`` pixels and exactly 0 beyond (as PConvUNet)."""
+
+    def __init__(self, steps: int = 3) -> None:
+        super().__init__()
+        from inpaint.nn import PartialConv2d
+
+        self.levels = 1
+        self.steps = steps
+        self.conv = PartialConv2d(1, 1, 5, padding=2, bias=False)
+        torch.nn.init.constant_(
+            self.conv.weight, 1.0 / 25
+        )  # with the partial-conv ratio: the mean of valid pixels
+        self.shapes: list[tuple[int, ...]] = []
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        self.shapes.append(tuple(image.shape))
+        b, c, h, w = image.shape
+        x, m = image.reshape(b * c, 1, h, w), mask.repeat_interleave(c, dim=0)
+        for _ in range(self.steps):
+            x, m = self.conv(x * m, m)
+        return x.reshape(b, c, h, w)
+
+
+def test_hole_wider_than_the_network_reach_is_filled() -> None:
+    reach = _Reach()
+    image = np.full((120, 160, 3), 200, np.uint8)
+    hole = np.zeros((120, 160), bool)
+    hole[20:100, 30:140] = True  # 40 px from the nearest known pixel; the network reaches 6
+    with torch.inference_mode():
+        x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
+        _, reached = Inpainter(reach, max_side=None)._predict(x, torch.from_numpy(~hole)[None, None])
+    assert not reached[0, 0][torch.from_numpy(hole)].all()  # one pass would leave most of the hole black
+
+    out = Inpainter(reach, max_side=None)(image, hole)
+    assert np.array_equal(out[~hole], image[~hole])
+    assert (
+        np.abs(out[hole].astype(int) - 200).max() <= 1
+    )  # every hole pixel got the (uniform) surrounding colour
+    assert len({s[-1] for s in reach.shapes}) > 1  # coarser passes ran
+
+
+def test_large_image_runs_at_the_working_resolution() -> None:
+    reach = _Reach()
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (300, 500, 3), dtype=np.uint8)
+    hole = np.zeros((300, 500), bool)
+    hole[100:180, 200:330] = True
+    out = Inpainter(reach, max_side=64)(image, hole)
+    assert max(max(s[-2:]) for s in reach.shapes) <= 64  # the network never saw more than 64 px a side
+    assert reach.shapes[0][-2:] == (38, 64)
+    assert np.array_equal(out[~hole], image[~hole])  # known pixels stay bit-identical at full resolution
+    assert out[hole].min() > 0  # filled (the stand-in network outputs local means of a positive image)
+
+
+def test_pixels_the_network_never_reaches_are_interpolated_with_a_warning() -> None:
+    class Blind(torch.nn.Module):
+        levels = 1
+
+        def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+            return image * mask  # never fills anything: every hole pixel comes back as exactly 0
+
+    image = np.full((8, 8, 3), 100, np.uint8)
+    hole = np.zeros((8, 8), bool)
+    hole[2:6, 2:6] = True
+    with pytest.warns(UnfilledHoleWarning, match="16 hole pixel.*beyond the network's reach"):
+        out = Inpainter(Blind(), max_side=None)(image, hole)
+    assert (out == 100).all()
+
+
+@pytest.mark.slow
+def test_4000x3000_photo_needs_well_under_4_gb() -> None:
+    """The issue's case: a 700x600 hole in a 4000x3000 photo, 8 levels. Was 9.5 GB, 54 s and 34 % of it black."""
+    import json
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(
+        """
+        import json, resource, numpy as np, torch
+        from inpaint import Inpainter
+        from inpaint.models import PConvUNet
+
+        torch.manual_seed(0)
+        inpainter = Inpainter(PConvUNet(levels=8))
+        reached = []
+        predict = inpainter._predict
+        def spy(image, valid):
+            pred, hit = predict(image, valid)
+            reached.append(bool((hit | valid).all()))
+            return pred, hit
+        inpainter._predict = spy
+        image = np.random.default_rng(0).integers(0, 256, (3000, 4000, 3), dtype=np.uint8)
+        hole = np.zeros((3000, 4000), bool)
+        hole[1200:1800, 1650:2350] = True
+        out = inpainter(image, hole)
+        print(json.dumps({
+            "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "known_equal": bool(np.array_equal(out[~hole], image[~hole])),
+            "reached": reached,
+        }))
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["peak_mib"] < 3 * 1024, result  # the whole process, torch and the model included
+    assert result["known_equal"] and result["reached"][-1], result

@@ -78,3 +78,45 @@ def test_module_runs_as_a_command(tmp_path):
     cmd += ["--generator", "lama_thick", "--bins", "0", "50-60"]
     subprocess.run(cmd, check=True, capture_output=True, timeout=120)
     assert [r["bin_name"] for r in _rows(out / "index.csv")] == ["01-10", "50-60"]
+
+
+def _unwritable(tmp_path, how):
+    import os
+
+    if how == "read_only":
+        if os.geteuid() == 0:
+            pytest.skip("root writes into read-only folders")
+        folder = tmp_path / "ro"
+        folder.mkdir(mode=0o555)
+        return folder / "masks"
+    (tmp_path / "a_file").write_text("x")
+    return tmp_path / "a_file" / "masks"
+
+
+@pytest.mark.parametrize("how", ["file_in_path", "read_only"])
+def test_cli_unwritable_output_is_one_clear_line(tmp_path, capsys, how):
+    out = _unwritable(tmp_path, how)
+    assert make_eval_masks(["--out", str(out), "--per-bin", "1", "--size", "32"]) == 1
+    err = capsys.readouterr().err
+    assert (
+        err.startswith(f"error: cannot write the mask set to {out}: ") and len(err.strip().splitlines()) == 1
+    )
+
+
+def test_cli_bad_config_and_sizes_are_one_clear_line(tmp_path, capsys):
+    out = str(tmp_path / "m")
+    assert make_eval_masks(["--out", out, "--per-bin", "1", "--size", "32", "--config", "missing.yaml"]) == 1
+    assert "cannot read --config missing.yaml" in capsys.readouterr().err
+    assert make_eval_masks(["--out", out, "--per-bin", "0", "--size", "32"]) == 1
+    assert "need per_bin >= 1" in capsys.readouterr().err
+
+
+def test_written_set_leaves_no_temporary_files(tmp_path):
+    out = tmp_path / "m"
+    assert make_eval_masks(["--out", str(out), "--per-bin", "2", "--size", "32", "--bins", "0"]) == 0
+    assert sorted(p.name for p in out.rglob("*")) == [
+        "01-10",
+        "01-10_00000.png",
+        "01-10_00001.png",
+        "index.csv",
+    ]

@@ -44,3 +44,41 @@ def test_notebook_runs_on_a_trained_checkpoint(tmp_path: Path) -> None:
     assert sum("image/png" in o.get("data", {}) for o in outputs) >= 3  # plot + best + worst grids
     assert any("PSNR (dB)" in o.get("data", {}).get("text/markdown", "") for o in outputs)
     assert (out / "metrics.json").is_file() and (out / "examples_worst.png").is_file()
+
+
+@pytest.mark.slow
+def test_notebook_runs_as_jupyter_execute_from_the_project_root(tmp_path: Path) -> None:
+    """`make train`, then `jupyter execute notebooks/evaluate.ipynb` from the project root, no parameters injected:
+    the kernel runs in notebooks/ and must still find the project's outputs/ (here a copy of the project layout)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    repo = NOTEBOOK.parents[1]
+    project = tmp_path / "project"
+    (project / "notebooks").mkdir(parents=True)
+    shutil.copy(repo / "pyproject.toml", project / "pyproject.toml")
+    (project / "conf").symlink_to(repo / "conf", target_is_directory=True)
+    shutil.copy(NOTEBOOK, project / "notebooks" / NOTEBOOK.name)
+    run_dir = project / "outputs" / "smoke" / "runs" / "tiny"
+    run_dir.parent.mkdir(parents=True)
+    ckpt = train_tiny_checkpoint(run_dir, max_steps=2)
+
+    env = {k: v for k, v in os.environ.items() if k != "INPAINT_PROJECT_DIR"}
+    jupyter = Path(sys.executable).with_name("jupyter")
+    proc = subprocess.run(
+        [str(jupyter), "execute", "notebooks/evaluate.ipynb"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    report = project / "outputs" / "evaluate" / "notebook"
+    assert (report / "metrics.json").is_file() and (report / "examples_worst.png").is_file()
+    assert str(ckpt) in (report / "metrics.json").read_text()  # the checkpoint it found by itself
+    assert not (
+        project / "notebooks" / "outputs"
+    ).exists()  # nothing written relative to the kernel's directory

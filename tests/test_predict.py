@@ -191,8 +191,80 @@ def test_failed_write_leaves_no_partial_file(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(Image.Image, "save", save_then_fail)
-    code, err = _run(capsys, "-c", ckpt, "-i", tmp_path / "a.png", "-m", tmp_path / "m.png", "-o", out)
+    args = ("-c", ckpt, "-i", tmp_path / "a.png", "-m", tmp_path / "m.png", "-o", out, "--overwrite")
+    code, err = _run(capsys, *args)
     assert code == 1 and "No space left on device" in err
     # The old file is untouched and no temporary file is left behind.
     assert out.read_bytes() == b"previous result"
     assert [p.name for p in out.parent.iterdir()] == ["r.png"]
+
+
+# ------------------------------------------------------------------------------------------ existing outputs
+
+
+def test_never_writes_over_its_input(ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    photo = tmp_path / "photo.png"
+    _image(photo)
+    original = photo.read_bytes()
+    _mask(tmp_path / "m.png")
+    code, err = _run(capsys, "-c", ckpt, "-i", photo, "-m", tmp_path / "m.png", "-o", photo)
+    assert code == 1 and "photo.png: exists (the input image)" in err and "--overwrite" in err
+    assert photo.read_bytes() == original  # was: replaced by the result, exit status 0
+    code, err = _run(capsys, "-c", ckpt, "-i", photo, "-m", tmp_path / "m.png", "-o", tmp_path / "m.png")
+    assert code == 1 and "(the input mask)" in err
+    # Any other existing file too; --overwrite replaces it.
+    other = tmp_path / "result.png"
+    other.write_bytes(b"keep me")
+    code, err = _run(capsys, "-c", ckpt, "-i", photo, "-m", tmp_path / "m.png", "-o", other)
+    assert code == 1 and "result.png: exists;" in err and other.read_bytes() == b"keep me"
+    code, err = _run(capsys, "-c", ckpt, "-i", photo, "-m", tmp_path / "m.png", "-o", other, "--overwrite")
+    assert code == 0, err
+    assert np.asarray(Image.open(other)).shape == (H, W, 3)
+
+
+def test_output_folder_equal_to_input_folder(
+    ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    d = tmp_path / "photos"
+    d.mkdir()
+    png = _image(d / "a.png")
+    before = (d / "a.png").read_bytes()
+    _mask(d / "a_mask.png")
+    _image(d / "b.jpg", seed=1)
+    _mask(d / "b_mask.png", seed=1)
+    code, err = _run(capsys, "-c", ckpt, "-i", d, "-m", d, "-o", d)
+    assert code == 1 and "a.png: exists (the input image)" in err and "1 written, 1 failed" in err
+    assert (d / "a.png").read_bytes() == before  # the original photo is untouched
+    assert (d / "b.png").is_file()  # the other pair is still processed (a new file, nothing replaced)
+    code, err = _run(capsys, "-c", ckpt, "-i", d, "-m", d, "-o", d, "--overwrite")
+    res = np.asarray(Image.open(d / "a.png"))
+    assert res.shape == png.shape and not np.array_equal(res, png)  # replaced, as asked
+    assert "would all be written to" in err  # b.jpg and the b.png written above both map to b.png
+
+
+def test_two_images_with_one_output_name_are_reported(
+    ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    d = tmp_path / "in"
+    d.mkdir()
+    _image(d / "a.png")
+    _image(d / "a.jpg", seed=1)
+    _mask(d / "a_mask.png")
+    code, err = _run(capsys, "-c", ckpt, "-i", d, "-m", d, "-o", tmp_path / "out")
+    assert code == 1 and "would all be written to" in err and not (tmp_path / "out" / "a.png").exists()
+
+
+def test_cli_and_api_share_the_mask_check(
+    ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from inpaint import Inpainter
+
+    img = _image(tmp_path / "a.png")
+    for fill in (0, 255):
+        Image.fromarray(np.full((H, W), fill, np.uint8)).save(tmp_path / "m.png")
+        with pytest.raises(ValueError) as api:
+            Inpainter.from_checkpoint(ckpt)(img, np.full((H, W), fill, np.uint8))
+        code, err = _run(
+            capsys, "-c", ckpt, "-i", tmp_path / "a.png", "-m", tmp_path / "m.png", "-o", tmp_path / "o.png"
+        )
+        assert code == 1 and str(api.value).split(": ", 1)[1] in err

@@ -270,3 +270,22 @@ def test_rejects_bad_input_shape() -> None:
     extractor = VGG16FeatureExtractor("random")
     with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
         extractor(torch.rand(1, 1, 16, 16))
+
+
+@pytest.mark.usefixtures("no_network")
+@pytest.mark.parametrize("cache", ["missing", "corrupt"])
+def test_fallback_warning_is_one_clean_line(
+    caplog: pytest.LogCaptureFixture, empty_torch_home: Path, cache: str
+) -> None:
+    if cache == "corrupt":
+        empty_torch_home.mkdir(parents=True)
+        (empty_torch_home / VGG16_FILENAME).write_bytes(b"truncated download")
+    with caplog.at_level(logging.WARNING, logger="inpaint.losses.vgg"):
+        assert load_vgg16_features("imagenet_or_random")[1] == "random"
+    (record,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    msg = record.getMessage()
+    assert "\n" not in msg and "!!!" not in msg and msg.count("RANDOM") == 1
+    assert msg.startswith("VGG16 uses RANDOM weights (vgg_weights=imagenet_or_random): ")
+    assert str(empty_torch_home) in msg and "loss.vgg_weights=/path/to/" in msg
+    assert ("could not be read" if cache == "corrupt" else "downloading it failed") in msg
+    assert "Two ways out" not in msg  # the error's long explanation is for errors, not for this warning

@@ -26,7 +26,9 @@ import inspect
 import json
 import os
 import pickle
+import re
 import secrets
+import tempfile
 import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -42,11 +44,14 @@ __all__ = [
     "UnsafeCheckpointError",
     "atomic_output",
     "build_model",
+    "describe_os_error",
+    "ensure_writable_dir",
     "load_checkpoint",
     "load_model",
     "load_net_state_dict",
     "model_config",
     "model_state_dict",
+    "remove_stale_temporaries",
     "save_weights",
 ]
 
@@ -78,22 +83,102 @@ class UnsafeCheckpointError(CheckpointError):
 
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success it is renamed onto ``path`` (``os.replace``), on error
-    removed. Readers never see a half-written file, and an existing file is only replaced by a complete one.
+    """Yield a temporary path next to ``path``; on success it is flushed to disk and renamed onto ``path``
+    (``os.replace``), on error removed. Readers never see a half-written file, and an existing file is only
+    replaced by a complete one, even after a crash or ``kill -9`` in the middle of the write.
 
-    The temporary name keeps the suffix of ``path`` so that writers that pick a format from it (PIL, OpenCV) work.
+    The temporary file lives in the target's own directory (a rename within one file system is atomic; a move from
+    ``$TMPDIR`` to another disk is a copy that a kill can cut short) and is named ``.<stem>.<pid>-<random>.tmp<suffix>``
+    (see :func:`remove_stale_temporaries`); it keeps the suffix of ``path`` so that writers that pick a format from
+    it (PIL, OpenCV) work. The result gets the usual umask-respecting permissions (0644 typically), whatever mode
+    the writer created it with (safetensors writes 0600).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # A fresh unique name that the writer creates itself, so the file gets the usual umask permissions (mkstemp's
-    # would be 0600).
-    tmp = path.with_name(f".{path.stem}.{secrets.token_hex(6)}.tmp{path.suffix}")
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}-{secrets.token_hex(6)}{_TMP_MARK}{path.suffix}")
     try:
         yield tmp
+        if tmp.is_file():
+            os.chmod(tmp, 0o666 & ~_umask())
+            _fsync_path(tmp)
         os.replace(tmp, path)
+        _fsync_path(path.parent)  # the rename itself is durable only once the directory is synced
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+_TMP_MARK = ".tmp"
+# .<stem>.<pid>-<12 hex digits>.tmp<suffix>, as atomic_output names its temporary files.
+_TMP_RE = re.compile(r"\..*\.(\d+)-[0-9a-f]{12}\.tmp(\.[^.]*)?")
+
+
+def _fsync_path(path: Path) -> None:
+    """Flush a file's (or a directory's entries') data to disk; file systems without directory fsync are fine."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:
+        if not path.is_dir():
+            raise
+    finally:
+        os.close(fd)
+
+
+def _umask() -> int:
+    # Read without changing it: os.umask() sets it, for every thread, until it is set back.
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def remove_stale_temporaries(directory: str | os.PathLike[str]) -> list[Path]:
+    """Remove what :func:`atomic_output` left in ``directory`` when its writer was killed (``kill -9``, out of
+    memory): temporary files whose writing process no longer runs on this machine. Returns the removed paths.
+    """
+    removed = []
+    for tmp in Path(directory).glob(f".*{_TMP_MARK}*"):
+        match = _TMP_RE.fullmatch(tmp.name)
+        if match and tmp.is_file() and not _process_alive(int(match.group(1))):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def ensure_writable_dir(path: str | os.PathLike[str]) -> Path:
+    """Create ``path`` if needed and check that files can be created in it, so that a tool fails at once with a
+    clear :class:`OSError` instead of after its work is done. Returns ``path`` as a :class:`~pathlib.Path`.
+    """
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(
+        dir=path
+    ):  # removed on close; permission bits alone would not tell (root, ACLs)
+        pass
+    return path
+
+
+def describe_os_error(err: OSError) -> str:
+    """``"<file>: <reason>"`` for a failed file operation (e.g. ``"out/x.png: Permission denied"``), for the one-line
+    errors of the command-line tools."""
+    reason = err.strerror or str(err) or type(err).__name__
+    return f"{err.filename}: {reason}" if err.filename else reason
 
 
 def _is_safetensors(path: Path) -> bool:
@@ -122,39 +207,77 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"cannot read checkpoint {path}: empty file (0 bytes)")
     if _is_safetensors(path):
         return _load_safetensors(path)
+    if _is_export_program(path):
+        raise CheckpointError(
+            f"{path} is a torch.export program (.pt2), not a checkpoint: run it with "
+            f"torch.export.load('{path}').module()(image, mask), or give Inpainter.from_checkpoint / inpaint.predict the "
+            f".safetensors export that `python -m inpaint.export` writes next to it"
+        )
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        msg = str(e)
-        # torch's message says how to bypass the check; keep only the part that says what was found.
-        detail = next(
-            (
-                ln.split("WeightsUnpickler error:", 1)[1].strip()
-                for ln in msg.splitlines()
-                if "WeightsUnpickler error:" in ln
-            ),
-            "",
-        )
-        detail = detail or msg.splitlines()[0][:300]
-        if any(word in detail for word in _REFUSALS):
-            raise UnsafeCheckpointError(
-                f"refusing to load {path}: it contains pickled objects other than tensors and plain data, which "
-                f"could run code when unpickled ({detail.split('. Please use')[0]}). inpaint only loads checkpoints "
-                f"with torch.load(weights_only=True); re-export the weights from a trusted environment with "
-                f"`python -m inpaint.export`, or save only tensors and primitive hyper-parameters."
-            ) from None
-        raise CheckpointError(
-            f"cannot read checkpoint {path} (not a torch/Lightning checkpoint?): {detail}"
-        ) from None
+        raise _unpickling_error(path, str(e)) from None
     except Exception as e:  # the parser fails in many ways on junk (IndexError, EOFError, RuntimeError, ...)
         raise CheckpointError(
-            f"cannot read checkpoint {path} (not a torch/Lightning checkpoint?): {e}"
+            f"cannot read checkpoint {path} (not a torch/Lightning checkpoint, or truncated?): "
+            f"{type(e).__name__}: {_without_torch_advice(str(e))}"
         ) from None
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(ckpt).__name__}, expected a dict")
     return ckpt
+
+
+# torch's weights-only refusal names the blocked object as "GLOBAL <module>.<name>".
+_GLOBAL_RE = re.compile(r"GLOBAL\s+([A-Za-z_][\w.]*\w)")
+# Sentences of torch's messages that tell the reader how to switch the safety check off; never shown.
+_TORCH_ADVICE = (
+    "weights_only",
+    "safe_globals",
+    "allowlist",
+    "trusted source",
+    "trust the source",
+    "two options",
+)
+
+
+def _without_torch_advice(message: str) -> str:
+    """The sentences of a torch error message that say what happened, without its advice to bypass the check."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", " ".join(message.split()))  # one line, no terminal colours
+    sentences = re.split(r"(?<=[.!?])\s+", text)
+    kept = [s for s in sentences if s and not any(a in s for a in _TORCH_ADVICE) and "http" not in s]
+    return " ".join(kept)[:500]
+
+
+def _unpickling_error(path: Path, message: str) -> CheckpointError:
+    found = _GLOBAL_RE.search(message)
+    detail = (
+        message.split("WeightsUnpickler error:", 1)[-1] if "WeightsUnpickler error:" in message else message
+    )
+    detail = _without_torch_advice(detail)
+    if found is None and not any(word in detail for word in _REFUSALS):
+        return CheckpointError(f"cannot read checkpoint {path} (not a torch/Lightning checkpoint?): {detail}")
+    what = f"the Python object {found.group(1)}" if found else f"an object torch refused ({detail})"
+    return UnsafeCheckpointError(
+        f"refusing to load {path}: its pickle names {what}, which is neither a tensor nor plain data and could run "
+        f"code when unpickled. inpaint loads checkpoints only with torch.load(weights_only=True) and offers no way "
+        f"around that. If the file is your own, load it once in a trusted environment, save only its tensors and "
+        f"plain hyper-parameters ({{'state_dict': ..., 'hyper_parameters': ...}}) with torch.save, and use that "
+        f"file (or its `python -m inpaint.export` .safetensors) instead."
+    )
+
+
+def _is_export_program(path: Path) -> bool:
+    if path.suffix == ".pt2":
+        return True
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(n.endswith("/archive_format") for n in z.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
 
 
 def _load_safetensors(path: Path) -> dict[str, Any]:

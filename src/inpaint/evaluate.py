@@ -26,6 +26,7 @@ import io
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ import torch
 from torch import nn
 
 from inpaint.baselines import BASELINES, inpaint_opencv_batch
-from inpaint.checkpoint import atomic_output
+from inpaint.checkpoint import atomic_output, describe_os_error, ensure_writable_dir
 from inpaint.hole_ratio import BIN_NAMES, hole_ratio_bin
 from inpaint.metrics import BinnedImageMetrics, image_metrics
 
@@ -55,6 +56,7 @@ __all__ = [
     "evaluate",
     "build_eval_loader",
     "find_latest_checkpoint",
+    "project_root",
     "load_config",
     "main",
     "plot_metrics_per_bin",
@@ -661,14 +663,37 @@ def load_config(overrides: Sequence[str] = ()) -> DictConfig:
         return compose(config_name="evaluate", overrides=list(overrides))
 
 
-def find_latest_checkpoint(root: str | Path = "outputs") -> Path:
-    """The most recently written ``last.ckpt`` under ``root`` (e.g. after ``make train``)."""
-    found = sorted(Path(root).glob("**/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+PROJECT_DIR_ENV = "INPAINT_PROJECT_DIR"
+
+
+def project_root(start: str | Path | None = None) -> Path:
+    """The project directory whose ``outputs/`` holds the runs, wherever the caller runs (a notebook's kernel runs
+    in ``notebooks/``): ``$INPAINT_PROJECT_DIR`` if set, else the nearest directory at or above ``start`` (default:
+    the working directory) that holds ``pyproject.toml`` and ``conf/``, else ``start`` itself."""
+    if os.environ.get(PROJECT_DIR_ENV):
+        return Path(os.environ[PROJECT_DIR_ENV]).expanduser().resolve()
+    here = Path(start if start is not None else Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "pyproject.toml").is_file() and (folder / "conf").is_dir():
+            return folder
+    return here
+
+
+def find_latest_checkpoint(root: str | Path | None = None) -> Path:
+    """The most recently written ``last.ckpt`` under ``root`` (default: the :func:`project_root`'s ``outputs/``, e.g.
+    after ``make train``)."""
+    root = Path(root) if root is not None else project_root() / "outputs"
+    found = sorted(root.glob("**/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
     if not found:
         raise FileNotFoundError(
-            f"no */checkpoints/last.ckpt under {Path(root).resolve()}; train one with `make train`"
+            f"no */checkpoints/last.ckpt under {root.resolve()}; train one with `make train` (or set "
+            f"${PROJECT_DIR_ENV} to the project directory)"
         )
     return found[-1]
+
+
+class OutputDirError(OSError):
+    """The report's output directory cannot be created or written."""
 
 
 def run(cfg: DictConfig) -> EvaluationReport:
@@ -677,6 +702,10 @@ def run(cfg: DictConfig) -> EvaluationReport:
 
     from inpaint.inference import Inpainter
 
+    try:
+        ensure_writable_dir(cfg.output_dir)  # before the work, not after it
+    except OSError as e:
+        raise _output_error(cfg.output_dir, e) from e
     device = _resolve_device(str(cfg.device))
     inpainter = Inpainter.from_checkpoint(cfg.ckpt_path, device=device)
     loader, caveat = build_eval_loader(cfg)
@@ -700,9 +729,17 @@ def run(cfg: DictConfig) -> EvaluationReport:
         progress=bool(cfg.progress),
         info=info,
     )
-    for kind, path in report.save(cfg.output_dir).items():
+    try:
+        written = report.save(cfg.output_dir)
+    except OSError as e:  # e.g. the disk filled up during the evaluation
+        raise _output_error(cfg.output_dir, e) from e
+    for kind, path in written.items():
         log.info("wrote %s: %s", kind, path)
     return report
+
+
+def _output_error(output_dir: str, err: OSError) -> OutputDirError:
+    return OutputDirError(f"cannot write the report to output_dir={output_dir}: {describe_os_error(err)}")
 
 
 def main() -> None:
@@ -714,7 +751,7 @@ def main() -> None:
     def app(cfg: DictConfig) -> None:
         try:
             print(run(cfg).to_markdown())
-        except (CheckpointError, FileNotFoundError) as e:
+        except (CheckpointError, FileNotFoundError, OutputDirError) as e:
             # A user error, not a bug: one clear line instead of Hydra's traceback dump.
             log.error("%s", e)
             raise SystemExit(1) from None

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from inpaint.checkpoint import CheckpointError, atomic_output, load_model, save_weights
+from inpaint.checkpoint import CheckpointError, atomic_output, describe_os_error, load_model, save_weights
 
 __all__ = ["export_program", "export_weights", "main"]
 
@@ -66,8 +66,9 @@ def export_program(checkpoint: str | Path, output: str | Path) -> Path:
     shape = {0: batch, 2: m * h, 3: m * w}
     program = export(model, (image, mask), dynamic_shapes=(shape, shape))
     output = Path(output)
-    with atomic_output(output) as tmp:
-        torch.export.save(program, tmp)
+    # Through a file object: given a path, torch names the archive's inner folder after the temporary file.
+    with atomic_output(output) as tmp, open(tmp, "wb") as f:
+        torch.export.save(program, f)
     return output
 
 
@@ -85,6 +86,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"wrote {export_program(args.checkpoint, out.with_suffix('.pt2'))}")
     except (CheckpointError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 1
+    except (
+        OSError
+    ) as e:  # the output cannot be written: read-only folder, disk full, a file where a folder should be
+        print(f"error: cannot write the export: {describe_os_error(e)}", file=sys.stderr)
         return 1
     return 0
 

@@ -3,13 +3,32 @@
 User-facing convention (OpenCV / LaMa): the mask is H x W and **nonzero = hole to fill**; 0/255, 0/1 and bool masks
 all work. Inside the library the mask is float with 1 = valid, 0 = hole; the conversion happens here, at the
 boundary, and nowhere else.
+
+Inference policy (why: a hole wider than the network's reach cannot be filled in one pass, and a full-resolution pass
+over a 12-megapixel photo needs ~10 GB):
+
+1. **Working resolution.** An image whose longer side exceeds ``max_side`` (default :data:`DEFAULT_MAX_SIDE`) is
+   downscaled (area average) so that its longer side is ``max_side``; a working pixel that covers any known pixel is
+   known and holds the average of the known pixels it covers. The network runs only at this size, so its memory is
+   bounded whatever the photo's size.
+2. **Coarser passes for what the network cannot reach.** Partial convolutions output exactly 0 where a window sees
+   no valid pixel, so hole pixels farther from every known pixel than the network's reach come out as (0, 0, 0). Those
+   are filled by repeating the pass at half the resolution (the image filled so far as input; a coarse pixel is known
+   only if everything it covers is filled, so the network, not an average, fills the rest), again and again until the
+   network reaches them; the coarse fill is upsampled (bilinear) into the unreached pixels only.
+3. **Composite.** The working-resolution fill is upsampled (bilinear) to the full size and used **only in the hole**:
+   known pixels are returned bit-identical.
+
+Hole pixels that no pass reaches (only when the known region around them is thinner than the network's reach at
+every scale, or with a network that fills nothing) are filled by smooth interpolation of the known pixels (a
+pull-push average pyramid), with an :class:`UnfilledHoleWarning`.
 """
 
 from __future__ import annotations
 
-import logging
 import os
-from typing import Any, overload
+import warnings
+from typing import Any, Literal, overload
 
 import numpy as np
 import torch
@@ -19,20 +38,56 @@ from torch import nn
 
 from inpaint.checkpoint import load_model
 
-__all__ = ["Inpainter", "hole_mask_to_valid", "image_to_uint8_array", "pad_to_multiple"]
+__all__ = [
+    "DEFAULT_MAX_SIDE",
+    "Inpainter",
+    "UnfilledHoleWarning",
+    "check_hole_mask",
+    "hole_mask_to_valid",
+    "image_to_uint8_array",
+    "pad_to_multiple",
+]
 
-log = logging.getLogger(__name__)
+
+# Longest side of the working resolution. Measured on the 2-core CPU (benchmarks/RESULTS.md, 8 levels): a 4000x3000
+# photo needs 2.0 GB peak RSS (whole process) at 1024 and 3.5 GB at 2048, too close to a 4 GB budget; 1024 is also
+# closer to the 256-512 px the network is trained on.
+DEFAULT_MAX_SIDE = 1024
+
+
+class UnfilledHoleWarning(RuntimeWarning):
+    """Some hole pixels were reached by no pass of the network; they were filled by interpolation instead."""
+
+
+def check_hole_mask(hole: np.ndarray, name: str = "mask") -> None:
+    """Refuse a mask that leaves nothing to do or nothing to work from (the API and the CLI share this check).
+
+    Args:
+        hole: (H, W) bool array, True = hole.
+        name: used in the message (the CLI passes the file name).
+
+    Raises:
+        ValueError: no hole pixel, or no known pixel.
+    """
+    if not hole.any():
+        raise ValueError(f"{name}: mask has no hole pixels (nonzero = hole), nothing to inpaint")
+    if hole.all():
+        raise ValueError(f"{name}: every pixel is a hole, nothing to inpaint from")
 
 
 def image_to_uint8_array(image: np.ndarray | Image.Image, name: str = "image") -> np.ndarray:
     """An RGB image as an (H, W, 3) uint8 array.
 
     Args:
-        image: (H, W, 3) uint8 array, or a PIL image of any mode (converted to RGB).
+        image: (H, W, 3) uint8 array, or a PIL image of any mode (converted to RGB as image files are; a float
+            image must be finite and in [0, 1] or 0..255).
         name: used in error messages.
     """
     if isinstance(image, Image.Image):
-        return np.asarray(image.convert("RGB"))
+        # The same conversion as for image files (16-bit, float, palette ...), so both refuse the same bad images.
+        from inpaint.data.imageio import to_rgb_uint8
+
+        return to_rgb_uint8(image)
     arr = np.asarray(image)
     if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
         raise ValueError(
@@ -102,7 +157,11 @@ class Inpainter:
     """
 
     def __init__(
-        self, model: nn.Module, device: str | torch.device = "cpu", config: dict[str, Any] | None = None
+        self,
+        model: nn.Module,
+        device: str | torch.device = "cpu",
+        config: dict[str, Any] | None = None,
+        max_side: int | None = DEFAULT_MAX_SIDE,
     ) -> None:
         self.device = torch.device(device)
         # channels_last: faster convolutions and less memory (benchmarks/RESULTS.md: 665 -> 585 ms, 416 -> 316 MiB
@@ -112,42 +171,128 @@ class Inpainter:
         levels = getattr(model, "levels", None)
         if not isinstance(levels, int):
             raise TypeError(f"model must expose an integer `levels` attribute, got {levels!r}")
+        if max_side is not None and max_side < 1:
+            raise ValueError(f"max_side must be a positive number of pixels or None, got {max_side}")
         self.size_multiple = 2**levels
+        self.max_side = max_side
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Inpainter:
-        """Load a Lightning ``.ckpt`` or an exported ``.safetensors`` safely (see :mod:`inpaint.checkpoint`)."""
+    def from_checkpoint(
+        cls,
+        path: str | os.PathLike[str],
+        device: str | torch.device = "cpu",
+        max_side: int | None = DEFAULT_MAX_SIDE,
+    ) -> Inpainter:
+        """Load a Lightning ``.ckpt`` or an exported ``.safetensors`` safely (see :mod:`inpaint.checkpoint`).
+
+        ``max_side``: longest side of the working resolution (see the module docstring); ``None`` runs the network
+        at full resolution (memory grows with the image: ~10 GB for 4000x3000).
+        """
         model, config = load_model(path, map_location="cpu")
-        return cls(model, device=device, config=config)
+        return cls(model, device=device, config=config, max_side=max_side)
 
     @torch.inference_mode()
     def inpaint_tensor(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Batched inpainting in the library's convention; any H, W.
+        """Batched inpainting in the library's convention; any H, W (policy: see the module docstring).
 
         Args:
-            image: (B, 3, H, W) float in [0, 1] (hole pixels may hold anything).
-            mask: (B, 1, H, W) float, 1 = valid, 0 = hole.
+            image: (B, 3, H, W) float. Known pixels must be finite and in [0, 1] (a 0-255 image is refused, not
+                guessed: divide it by 255); hole pixels may hold anything, NaN and inf included, and are never read.
+            mask: (B, 1, H, W) float, 1 = valid, 0 = hole (> 0.5 counts as valid). Every image needs a known pixel.
 
         Returns:
-            (B, 3, H, W) float32 composite on the input's device: the input where mask = 1, the network output
-            clamped to [0, 1] in the holes.
+            (B, 3, H, W) float32 composite on the input's device: the input where mask = 1 (bit-identical), the
+            fill in [0, 1] in the holes.
+
+        Raises:
+            ValueError: wrong shapes, a NaN in the mask, a non-finite or out-of-range known pixel, an image without
+                any known pixel.
         """
+        out_device = image.device
+        image, valid = self._checked(image, mask)
+        h, w = image.shape[-2:]
+        work = _working_size(h, w, self.max_side)
+        if work == (h, w):
+            fill = self._fill_hole(image, valid)
+        else:
+            small, small_valid = _downscale(image, valid, work, rule="any")
+            fill = _upscale(self._fill_hole(small, small_valid), (h, w))
+        return torch.where(valid, image, fill).to(out_device)
+
+    def _checked(self, image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Validated inputs on the model's device: float32 image with zeros in the holes, bool (B, 1, H, W) mask."""
         if image.dim() != 4 or image.shape[1] != 3:
             raise ValueError(f"image must be (B, 3, H, W), got {tuple(image.shape)}")
         if mask.dim() != 4 or mask.shape[1] != 1 or mask.shape[-2:] != image.shape[-2:]:
             raise ValueError(
                 f"mask must be (B, 1, {image.shape[-2]}, {image.shape[-1]}), got {tuple(mask.shape)}"
             )
-        out_device = image.device
+        mask = mask.to(self.device, torch.float32)
+        if torch.isnan(mask).any():
+            raise ValueError("mask contains NaN; expected 1 = valid, 0 = hole")
+        valid = mask > 0.5
+        empty = ~valid.flatten(1).any(dim=1)
+        if empty.any():
+            raise ValueError(
+                f"image(s) {empty.nonzero().flatten().tolist()} of the batch have no known pixel: nothing to inpaint from"
+            )
         image = image.to(self.device, torch.float32)
-        mask = (mask.to(self.device, torch.float32) > 0.5).float()
-        padded, padded_mask, (h, w) = pad_to_multiple(image, mask, self.size_multiple)
+        finite = torch.isfinite(image).all(dim=1, keepdim=True)
+        bad = valid & ~finite
+        if bad.any():
+            b, _, y, x = bad.nonzero()[0].tolist()
+            raise ValueError(
+                f"image has {int(bad.sum())} known (non-hole) pixel(s) with NaN or infinite values, the first at "
+                f"batch {b}, row {y}, column {x}; only hole pixels may hold anything"
+            )
+        # Select, don't multiply: NaN * 0 is NaN, so a multiplied-away hole would still poison the network.
+        image = torch.where(valid, image, 0.0)
+        lo, hi = float(image.amin()), float(image.amax())
+        if lo < 0.0 or hi > 1.0:
+            raise ValueError(
+                f"known pixels must be in [0, 1] (the library's convention), found values in [{lo:g}, {hi:g}]"
+                + ("; divide a 0-255 image by 255" if hi <= 255.0 and lo >= 0.0 else "")
+            )
+        return image, valid
+
+    def _fill_hole(self, image: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """``image`` (zeros in the holes) with every hole pixel filled, at its own resolution."""
+        out, done = self._fill(image, valid)
+        if not bool(done.all()):
+            warnings.warn(
+                f"{int((~done).sum())} hole pixel(s) are beyond the network's reach at every scale (the known region "
+                "around them is too thin); they were filled by smooth interpolation of the known pixels",
+                UnfilledHoleWarning,
+                stacklevel=4,
+            )
+            out = _pull_push(out, done)
+        return out
+
+    def _fill(self, image: torch.Tensor, known: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The network's fill where it reaches, then coarser passes for the rest; returns ``(image, filled)``."""
+        if bool(known.all()) or not bool(known.any()):
+            return image, known
+        pred, reached = self._predict(image, known)
+        out, done = torch.where(known, image, pred), known | reached
+        h, w = image.shape[-2:]
+        if bool(done.all()) or max(h, w) <= 1:
+            return out, done
+        # Coarser pass on what is filled so far. A coarse pixel counts as known only if all the pixels it covers are
+        # filled, so the unreached region is left to the network (not averaged away) at every scale.
+        small, small_done = _downscale(out, done, ((h + 1) // 2, (w + 1) // 2), rule="all")
+        coarse, coarse_done = self._fill(small, small_done)
+        up = _upscale(coarse, (h, w))
+        # Use an upsampled value only where every coarse pixel that contributes to it was filled.
+        usable = ~done & (_upscale(coarse_done.float(), (h, w)) >= 1.0 - 1e-6)
+        return torch.where(usable, up, out), done | usable
+
+    def _predict(self, image: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The network's output in [0, 1] and where it reached: all-zero output = no valid pixel in its reach."""
+        padded, padded_mask, (h, w) = pad_to_multiple(image, valid.float(), self.size_multiple)
         cl = torch.channels_last
-        pred = self.model(
-            (padded * padded_mask).contiguous(memory_format=cl), padded_mask.contiguous(memory_format=cl)
-        )
-        pred = pred[..., :h, :w].float().clamp(0.0, 1.0)
-        return (mask * image + (1.0 - mask) * pred).to(out_device)
+        raw = self.model(padded.contiguous(memory_format=cl), padded_mask.contiguous(memory_format=cl))
+        raw = raw[..., :h, :w].float()
+        return raw.clamp(0.0, 1.0), (raw != 0).any(dim=1, keepdim=True)
 
     @overload
     def __call__(self, image: Image.Image, mask: np.ndarray | Image.Image) -> Image.Image: ...
@@ -160,27 +305,64 @@ class Inpainter:
         """Inpaint one image.
 
         Args:
-            image: (H, W, 3) uint8 RGB array or PIL image; any size.
+            image: (H, W, 3) uint8 RGB array or PIL image; any size (large ones are filled at a working resolution,
+                see the module docstring).
             mask: (H, W) with nonzero = hole to fill (bool, 0/1, 0/255 or float), or a PIL image.
 
         Returns:
             The filled image, same size and type as ``image`` (uint8 array or RGB PIL image). Known pixels are
             returned bit-identical.
+
+        Raises:
+            ValueError: wrong types or sizes, a mask without holes or without known pixels (as the CLI).
         """
         arr = image_to_uint8_array(image)
-        valid = hole_mask_to_valid(mask)
-        if valid.shape != arr.shape[:2]:
+        hole = hole_mask_to_valid(mask) == 0
+        if hole.shape != arr.shape[:2]:
             raise ValueError(
-                f"mask is {valid.shape[1]}x{valid.shape[0]} (WxH) but image is {arr.shape[1]}x{arr.shape[0]}"
+                f"mask is {hole.shape[1]}x{hole.shape[0]} (WxH) but image is {arr.shape[1]}x{arr.shape[0]}"
             )
-        if valid.all():
-            log.warning("mask has no hole pixels (nonzero = hole); returning the image unchanged")
-            out = arr.copy()
-        else:
-            x = torch.from_numpy(arr.copy()).permute(2, 0, 1).unsqueeze(0).float().div(255.0)
-            m = torch.from_numpy(valid)[None, None]
-            filled = self.inpaint_tensor(x, m)[0].permute(1, 2, 0).mul(255.0).round().clamp(0, 255)
-            filled_u8 = filled.to(torch.uint8).cpu().numpy()
-            # Copy known pixels from the input bytes, so they are bit-identical whatever the float round trip does.
-            out = np.where(valid[..., None] > 0, arr, filled_u8)
+        check_hole_mask(hole)
+        with torch.inference_mode():
+            x = torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+            m = torch.from_numpy(~hole)[None, None].float()
+            filled = self.inpaint_tensor(x, m)[0].mul_(255.0).round_().clamp_(0, 255)
+            filled_u8 = filled.to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+        # Copy known pixels from the input bytes, so they are bit-identical whatever the float round trip does.
+        out = np.where(hole[..., None], filled_u8, arr)
         return Image.fromarray(out) if isinstance(image, Image.Image) else out
+
+
+def _working_size(height: int, width: int, max_side: int | None) -> tuple[int, int]:
+    if max_side is None or max(height, width) <= max_side:
+        return height, width
+    scale = max_side / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def _downscale(
+    image: torch.Tensor, known: torch.Tensor, size: tuple[int, int], rule: Literal["any", "all"]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Area-average ``image`` (0 where not ``known``) over its known pixels only.
+
+    A small pixel is known when it covers ``"any"`` known pixel or only (``"all"``) known pixels; it then holds the
+    mean of the known pixels it covers. Other small pixels are holes (value 0).
+    """
+    weight = F.interpolate(known.float(), size=size, mode="area")
+    total = F.interpolate(image, size=size, mode="area")
+    small_known = weight > 0 if rule == "any" else weight >= 1.0 - 1e-6
+    return torch.where(small_known, total / weight.clamp_min(1e-12), 0.0).clamp_(0.0, 1.0), small_known
+
+
+def _upscale(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    return F.interpolate(image, size=size, mode="bilinear", align_corners=False).clamp_(0.0, 1.0)
+
+
+def _pull_push(image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """Fill the unknown pixels (value 0) by smooth interpolation: average the known pixels into ever coarser images
+    until every pixel is covered, then upsample back (a mipmap "pull-push" fill). Needs a known pixel per image."""
+    h, w = image.shape[-2:]
+    if bool(known.all()) or max(h, w) <= 1:
+        return image
+    small, small_known = _downscale(image, known, ((h + 1) // 2, (w + 1) // 2), rule="any")
+    return torch.where(known, image, _upscale(_pull_push(small, small_known), (h, w)))

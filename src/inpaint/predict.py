@@ -9,9 +9,12 @@ Folders (masks matched to images by name: ``a.jpg`` <- ``a.png`` or ``a_mask*.pn
     python -m inpaint.predict -c last.ckpt -i images/ -m masks/ -o results/
 
 Masks: **nonzero (white) = hole to fill** (OpenCV / LaMa); 0/255 and 0/1 files both work. ``--invert-mask`` for masks
-where black marks the holes. Outputs are written atomically (temporary file + rename). A bad input (missing or
-unreadable file, size mismatch, a mask without holes or with nothing but holes) is reported with its file name; in
-folder mode the other pairs are still processed, and the exit status is 1 if anything failed.
+where black marks the holes. Outputs are written atomically (temporary file + rename) and never replace an existing
+file (an input photo in particular, e.g. ``-o photo.png -i photo.png`` or ``-o`` = the input folder) unless
+``--overwrite`` is given. A bad input (missing or unreadable file, size mismatch, a mask without holes or with nothing
+but holes, an existing output) is reported with its file name; in folder mode the other pairs are still processed, and
+the exit status is 1 if anything failed. Large photos are filled at a working resolution (``--max-side``, see
+:mod:`inpaint.inference`).
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ import numpy as np
 from PIL import Image
 
 from inpaint.checkpoint import CheckpointError, atomic_output
+from inpaint.inference import DEFAULT_MAX_SIDE
 
-__all__ = ["InputError", "find_pairs", "load_mask", "main", "predict_pair"]
+__all__ = ["InputError", "check_output", "find_pairs", "load_mask", "main", "predict_pair"]
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +49,13 @@ class Pair:
 
 
 def load_mask(path: Path, invert: bool = False) -> np.ndarray:
-    """Read a mask file as an (H, W) bool array, True = hole (nonzero pixel; zero pixel with ``invert``)."""
+    """Read a mask file as an (H, W) bool array, True = hole (nonzero pixel; zero pixel with ``invert``).
+
+    Raises:
+        InputError: unreadable file, or a mask without holes or without known pixels (the API's check).
+    """
     from inpaint.data.imageio import ImageDecodeError, load_rgb
+    from inpaint.inference import check_hole_mask
 
     try:
         rgb = load_rgb(path)
@@ -54,16 +63,15 @@ def load_mask(path: Path, invert: bool = False) -> np.ndarray:
         raise InputError(str(e)) from None
     hole = rgb.max(axis=2) > 0
     hole = ~hole if invert else hole
-    if not hole.any():
-        hint = "" if invert else "; if your masks mark holes in black, pass --invert-mask"
-        raise InputError(
-            f"{path}: mask has no hole pixels (holes are {'zero' if invert else 'nonzero'} pixels){hint}"
-        )
-    if hole.all():
-        raise InputError(
-            f"{path}: every pixel is a hole, nothing to inpaint from "
-            f"({'drop' if invert else 'pass'} --invert-mask if black marks the holes)"
-        )
+    try:
+        check_hole_mask(hole, str(path))
+    except ValueError as e:
+        if not hole.any():
+            hint = "" if invert else "; if your masks mark holes in black, pass --invert-mask"
+            hint = f" (holes are {'zero' if invert else 'nonzero'} pixels){hint}"
+        else:
+            hint = f" ({'drop' if invert else 'pass'} --invert-mask if black marks the holes)"
+        raise InputError(f"{e}{hint}") from None
     return hole
 
 
@@ -76,12 +84,14 @@ def _load_image(path: Path) -> np.ndarray:
         raise InputError(str(e)) from None
 
 
-def predict_pair(inpainter: object, pair: Pair, invert_mask: bool = False) -> Path:
+def predict_pair(inpainter: object, pair: Pair, invert_mask: bool = False, overwrite: bool = False) -> Path:
     """Inpaint one image with its mask and write the result atomically; returns the output path.
 
     Raises:
-        InputError: unreadable image or mask, size mismatch, empty or full mask.
+        InputError: unreadable image or mask, size mismatch, empty or full mask, an existing output file without
+            ``overwrite``.
     """
+    check_output(pair, overwrite)
     image = _load_image(pair.image)
     hole = load_mask(pair.mask, invert_mask)
     if hole.shape != image.shape[:2]:
@@ -93,6 +103,21 @@ def predict_pair(inpainter: object, pair: Pair, invert_mask: bool = False) -> Pa
     with atomic_output(pair.output) as tmp:
         Image.fromarray(result).save(tmp)
     return pair.output
+
+
+def check_output(pair: Pair, overwrite: bool = False) -> None:
+    """Refuse to replace an existing file (above all the input image or mask) unless ``overwrite``."""
+    if overwrite or not pair.output.exists():
+        return
+    out = pair.output.resolve()
+    role = next(
+        (f" (the input {r})" for r, p in (("image", pair.image), ("mask", pair.mask)) if p.resolve() == out),
+        "",
+    )
+    kind = "a folder" if pair.output.is_dir() else "exists"
+    raise InputError(
+        f"{pair.output}: {kind}{role}; not replacing it. Choose another --output, or pass --overwrite to replace it"
+    )
 
 
 def _images_in(folder: Path) -> list[Path]:
@@ -111,7 +136,8 @@ def find_pairs(image_dir: Path, mask_dir: Path, output_dir: Path) -> tuple[list[
     live in the image folder. Outputs are ``output_dir/<stem>.png``.
 
     Returns:
-        ``(pairs, problems)``: problems name images without a mask (or with several candidates).
+        ``(pairs, problems)``: problems name images without a mask (or with several candidates), and images whose
+        outputs would collide.
     """
     masks = _images_in(mask_dir)
     by_stem: dict[str, list[Path]] = {}
@@ -133,7 +159,19 @@ def find_pairs(image_dir: Path, mask_dir: Path, output_dir: Path) -> tuple[list[
         else:
             names = ", ".join(c.name for c in candidates)
             problems.append(f"{image}: several masks match ({names}); keep one")
-    return pairs, problems
+    return _without_shared_outputs(pairs, problems)
+
+
+def _without_shared_outputs(pairs: list[Pair], problems: list[str]) -> tuple[list[Pair], list[str]]:
+    """Drop images that would be written to the same file (``a.jpg`` and ``a.png`` both give ``a.png``)."""
+    by_output: dict[Path, list[Pair]] = {}
+    for pair in pairs:
+        by_output.setdefault(pair.output, []).append(pair)
+    for output, group in by_output.items():
+        if len(group) > 1:
+            names = ", ".join(str(p.image) for p in group)
+            problems.append(f"{names}: would all be written to {output}; rename all but one")
+    return [p for p in pairs if len(by_output[p.output]) == 1], problems
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -159,6 +197,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default: cpu)")
     p.add_argument(
         "--invert-mask", action="store_true", help="masks mark holes in black (zero) instead of white"
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing output files (by default an existing file, e.g. an input photo, is never replaced)",
+    )
+    p.add_argument(
+        "--max-side",
+        type=int,
+        default=DEFAULT_MAX_SIDE,
+        help=f"longest side of the working resolution: larger photos are filled downscaled and composited back at "
+        f"full resolution (default {DEFAULT_MAX_SIDE}; 0 = full resolution, memory grows with the photo)",
     )
     return p
 
@@ -193,7 +243,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from inpaint.inference import Inpainter
 
     try:
-        inpainter = Inpainter.from_checkpoint(args.checkpoint, device=args.device)
+        inpainter = Inpainter.from_checkpoint(
+            args.checkpoint, device=args.device, max_side=args.max_side or None
+        )
     except CheckpointError as e:
         return fail(str(e))
     except (RuntimeError, ValueError) as e:  # e.g. an unavailable device
@@ -202,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     written = 0
     for pair in pairs:
         try:
-            predict_pair(inpainter, pair, args.invert_mask)
+            predict_pair(inpainter, pair, args.invert_mask, args.overwrite)
             written += 1
             log.info("%s + %s -> %s", pair.image, pair.mask, pair.output)
         except (

@@ -83,24 +83,26 @@ def load_rgb(source: str | os.PathLike[str] | bytes, *, name: str | None = None)
             with Image.open(fp) as img:
                 img.load()  # decode everything now: truncated files fail here, not later in a transform
                 img = ImageOps.exif_transpose(img) or img
-                return _to_rgb_uint8(img)
+                return to_rgb_uint8(img)
     except _DECODE_ERRORS as err:
         raise ImageDecodeError(f"{label}: cannot decode image ({type(err).__name__}: {err})") from err
     except Image.DecompressionBombWarning as err:
         raise ImageDecodeError(f"{label}: image too large to decode safely ({err})") from err
 
 
-def _to_rgb_uint8(img: Image.Image) -> np.ndarray:
-    """Convert any PIL mode to (H, W, 3) uint8 RGB."""
+def to_rgb_uint8(img: Image.Image) -> np.ndarray:
+    """Convert a PIL image of any mode to (H, W, 3) uint8 RGB (as :func:`load_rgb` does after decoding).
+
+    Raises:
+        ValueError: a float image with NaN/inf pixels or values outside [0, 1] and 0..255.
+    """
     mode = img.mode
     if mode == "RGB":
         return np.asarray(img, dtype=np.uint8).copy()
     if mode.startswith("I;16") or mode in ("I", "F"):
         arr = np.asarray(img)
         if mode == "F":
-            # Float images: [0, 1] if they look normalised, else assumed to be on a 0..255 scale.
-            scale = 255.0 if float(np.nanmax(arr, initial=0.0)) <= 1.0 else 1.0
-            gray = np.clip(np.nan_to_num(arr.astype(np.float64)) * scale, 0, 255)
+            gray = _float_gray_to_255(arr)
         elif mode.startswith("I;16") or int(arr.max(initial=0)) > 255:
             gray = np.clip(arr.astype(np.float64), 0, 65535) / 257.0  # 65535 -> 255
         else:
@@ -110,6 +112,23 @@ def _to_rgb_uint8(img: Image.Image) -> np.ndarray:
     if mode in ("P", "PA") and "transparency" in img.info:
         img = img.convert("RGBA")  # PIL recommends going through RGBA for palettes with transparency
     return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+
+
+def _float_gray_to_255(arr: np.ndarray) -> np.ndarray:
+    """A float image on the 0..255 scale: [0, 1] images are scaled up, 0..255 ones kept.
+
+    Anything else is refused (raised as :class:`ValueError`, reported as undecodable): a NaN or infinite pixel (the
+    old ``nanmax`` scale guess turned one ``+inf`` into an all-black image), or values outside both ranges.
+    """
+    if not np.isfinite(arr).all():
+        bad = int(arr.size - np.isfinite(arr).sum())
+        raise ValueError(
+            f"float image has {bad} NaN or infinite pixel(s); expected finite values in [0, 1] or 0..255"
+        )
+    lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
+    if lo < 0.0 or hi > 255.0:
+        raise ValueError(f"float image values span [{lo:g}, {hi:g}]; expected [0, 1] or 0..255")
+    return arr.astype(np.float64) * (255.0 if hi <= 1.0 else 1.0)
 
 
 def read_binary_image(path: str | os.PathLike[str] | bytes, *, name: str | None = None) -> np.ndarray:

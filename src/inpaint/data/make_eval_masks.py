@@ -16,7 +16,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from inpaint.checkpoint import describe_os_error, ensure_writable_dir
 from inpaint.data.mask_factory import PRESETS, build_mask_sampler
+from inpaint.data.mask_generators import MaskSampler
 from inpaint.data.mask_sets import write_eval_mask_set
 from inpaint.hole_ratio import BIN_NAMES
 
@@ -43,22 +45,37 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 written, 1 bad input or unwritable output)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if args.config:
-        from omegaconf import OmegaConf
-
-        cfg = OmegaConf.load(args.config)
-        if "train" not in cfg:
-            raise SystemExit(f"{args.config}: expected a masks config with a 'train' generator spec")
-        sampler = build_mask_sampler(cfg.train)
-    else:
-        sampler = build_mask_sampler(args.generator)
-    index = write_eval_mask_set(
-        args.out, sampler, per_bin=args.per_bin, size=args.size, seed=args.seed, bins=args.bins
-    )
+    try:
+        sampler = _sampler(args.config, args.generator)
+        ensure_writable_dir(args.out)  # fail before drawing hundreds of masks
+        index = write_eval_mask_set(
+            args.out, sampler, per_bin=args.per_bin, size=args.size, seed=args.seed, bins=args.bins
+        )
+    except OSError as e:
+        print(f"error: cannot write the mask set to {args.out}: {describe_os_error(e)}", file=sys.stderr)
+        return 1
+    except (ValueError, RuntimeError) as e:  # bad sizes, bins or config; a bin the generator cannot reach
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     print(index)
     return 0
+
+
+def _sampler(config: str | None, generator: str) -> MaskSampler:
+    if not config:
+        return build_mask_sampler(generator)
+    from omegaconf import OmegaConf
+
+    try:
+        cfg = OmegaConf.load(config)
+    except OSError as e:
+        raise ValueError(f"cannot read --config {config}: {describe_os_error(e)}") from None
+    if "train" not in cfg:
+        raise ValueError(f"{config}: expected a masks config with a 'train' generator spec")
+    return build_mask_sampler(cfg.train)
 
 
 if __name__ == "__main__":

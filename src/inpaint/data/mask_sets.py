@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from inpaint.checkpoint import atomic_output
 from inpaint.data._rng import rng_for
 from inpaint.data.mask_generators import MaskSampler, mask_hole_ratio
 from inpaint.data.nvidia_masks import (
@@ -32,13 +33,6 @@ log = logging.getLogger(__name__)
 INDEX_FILE = "index.csv"
 INDEX_COLUMNS = ("file", "bin", "bin_name", "hole_ratio", "seed", "index")
 _WRITE_TAG = 0x4556414C  # keeps eval-set draws apart from train/val/test streams of the same seed
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
 
 
 def binned_mask(
@@ -103,15 +97,14 @@ def write_eval_mask_set(
             ok, buf = cv2.imencode(".png", np.where(mask > 0.5, 0, 255).astype(np.uint8))  # white = hole
             if not ok:
                 raise RuntimeError(f"PNG encoding failed for {rel}")
-            _atomic_write_bytes(out / rel, buf.tobytes())
+            with atomic_output(out / rel) as tmp:
+                tmp.write_bytes(buf.tobytes())
             rows.append((rel, b, BIN_NAMES[b], f"{mask_hole_ratio(mask):.6f}", seed, i))
     index = out / INDEX_FILE
-    tmp = index.with_name(f".{INDEX_FILE}.tmp{os.getpid()}")
-    with open(tmp, "w", newline="") as fh:
+    with atomic_output(index) as tmp, open(tmp, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(INDEX_COLUMNS)
         w.writerows(rows)
-    os.replace(tmp, index)
     log.info("wrote %d masks (%d per bin, %dx%d, seed %d) to %s", len(rows), per_bin, size, size, seed, out)
     return index
 

@@ -15,19 +15,21 @@ epoch length, cycling through a slot's shards as needed (samples may then repeat
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import logging
 import math
 import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from torch.utils.data import IterableDataset, get_worker_info
 
+from inpaint.checkpoint import atomic_output
 from inpaint.data._rng import STREAM_TAGS, rng_for, stable_hash
 from inpaint.data.datasets import DecodePolicy, SharedEpoch, SkipCounter, to_sample
 from inpaint.data.imageio import IMAGE_EXTENSIONS, ImageDecodeError, load_rgb
@@ -137,6 +139,7 @@ def write_shards(
     max_size: int = 1 << 30,
     verify: bool = True,
     overwrite: bool = False,
+    split_info: Mapping[str, Any] | None = None,
 ) -> PackSummary:
     """Write images into ``<out_dir>/<prefix>-000000.tar``, ... and record counts in ``<out_dir>/index.json``.
 
@@ -146,8 +149,10 @@ def write_shards(
         max_size: bytes per shard at most (a single larger image still gets its own shard).
         verify: decode every image and skip (with a warning, counted) those that fail.
         overwrite: remove existing ``<prefix>-*.tar`` first; without it, existing shards are an error.
+        split_info: how the records were selected (source, root, split, val_fraction); stored in ``index.json``
+            under ``"splits"`` so that the next ``pack`` into the same folder can refuse an overlapping split.
 
-    Files are written to a temporary name and renamed when complete, so a crash never leaves a truncated shard.
+    Files are written with :func:`inpaint.checkpoint.atomic_output`, so a crash never leaves a truncated shard.
     """
     from webdataset import TarWriter
 
@@ -164,64 +169,82 @@ def write_shards(
         f.unlink()
     summary = PackSummary()
     writer: Any = None
-    tmp: Path | None = None
+    pending = (
+        contextlib.ExitStack()
+    )  # the open shard's atomic_output, renamed into place when the shard is full
     count = size = 0
 
     def close() -> None:
-        nonlocal writer, tmp
-        if writer is None or tmp is None:
+        nonlocal writer
+        if writer is None:
             return
         writer.close()
-        final = out / f"{prefix}-{len(summary.shards):06d}.tar"
-        os.replace(tmp, final)
-        summary.shards.append((final.name, count))
-        writer, tmp = None, None
+        pending.close()
+        summary.shards.append((f"{prefix}-{len(summary.shards):06d}.tar", count))
+        writer = None
 
     seen: set[str] = set()
-    for rec in records:
-        try:
-            data = Path(rec.path).read_bytes()
-            if verify:
-                load_rgb(data, name=rec.path)
-        except (OSError, ImageDecodeError) as err:
-            summary.skipped += 1
-            log.warning("pack: skipping %s (%s)", rec.path, err)
-            continue
-        key = shard_key(rec.key)
-        if key in seen:
-            raise ValueError(f"pack: two images map to the shard key {key!r} (second: {rec.path})")
-        seen.add(key)
-        ext = Path(rec.path).suffix.lower().lstrip(".") or "jpg"
-        meta = json.dumps({"source": rec.path, "key": rec.key}).encode()
-        if writer is not None and (count >= max_count or size + len(data) > max_size):
-            close()
-        if writer is None:
-            tmp = out / f".{prefix}-{len(summary.shards):06d}.tar.tmp{os.getpid()}"
-            writer = TarWriter(str(tmp), encoder=False, mtime=0.0, format="PAX_FORMAT")
-            count = size = 0
-        writer.write({"__key__": key, ext: data, "json": meta})
-        count += 1
-        size += len(data) + len(meta) + 1536  # tar headers
-        summary.written += 1
-    close()
-    _update_index(out, prefix, summary.shards)
+    with pending:  # an error removes the open shard's temporary file
+        for rec in records:
+            try:
+                data = Path(rec.path).read_bytes()
+                if verify:
+                    load_rgb(data, name=rec.path)
+            except (OSError, ImageDecodeError) as err:
+                summary.skipped += 1
+                log.warning("pack: skipping %s (%s)", rec.path, err)
+                continue
+            key = shard_key(rec.key)
+            if key in seen:
+                raise ValueError(f"pack: two images map to the shard key {key!r} (second: {rec.path})")
+            seen.add(key)
+            ext = Path(rec.path).suffix.lower().lstrip(".") or "jpg"
+            meta = json.dumps({"source": rec.path, "key": rec.key}).encode()
+            if writer is not None and (count >= max_count or size + len(data) > max_size):
+                close()
+            if writer is None:
+                tmp = pending.enter_context(atomic_output(out / f"{prefix}-{len(summary.shards):06d}.tar"))
+                writer = TarWriter(str(tmp), encoder=False, mtime=0.0, format="PAX_FORMAT")
+                count = size = 0
+            writer.write({"__key__": key, ext: data, "json": meta})
+            count += 1
+            size += len(data) + len(meta) + 1536  # tar headers
+            summary.written += 1
+        close()
+    _update_index(out, prefix, summary.shards, split_info)
     return summary
 
 
-def _update_index(out: Path, prefix: str, shards: list[tuple[str, int]]) -> None:
-    index = out / INDEX_FILE
-    data: dict[str, Any] = {"shards": {}}
-    if index.is_file():
-        try:
-            data = json.loads(index.read_text())
-        except ValueError:
-            log.warning("pack: %s is not valid JSON; rewriting it", index)
+def read_index(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``index.json`` of a shard folder (``{"shards": {name: count}, "splits": {prefix: info}}``); empty if
+    there is none or it is not valid JSON."""
+    index = Path(out_dir) / INDEX_FILE
+    if not index.is_file():
+        return {"shards": {}}
+    try:
+        data = json.loads(index.read_text())
+    except ValueError:
+        log.warning("pack: %s is not valid JSON; rewriting it", index)
+        return {"shards": {}}
+    return data if isinstance(data, dict) else {"shards": {}}
+
+
+def _update_index(
+    out: Path, prefix: str, shards: list[tuple[str, int]], split_info: Mapping[str, Any] | None = None
+) -> None:
+    data = read_index(out)
     kept = {k: v for k, v in data.get("shards", {}).items() if not k.startswith(f"{prefix}-")}
     kept.update(dict(shards))
     data["shards"] = dict(sorted(kept.items()))
-    tmp = index.with_name(f".{INDEX_FILE}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, index)
+    splits = {k: v for k, v in data.get("splits", {}).items() if k != prefix}
+    if split_info is not None:
+        splits[prefix] = dict(split_info)
+    if splits:
+        data["splits"] = dict(sorted(splits.items()))
+    else:
+        data.pop("splits", None)
+    with atomic_output(out / INDEX_FILE) as tmp:
+        tmp.write_text(json.dumps(data, indent=1))
 
 
 # ---------------------------------------------------------------------------------------------------------- reading

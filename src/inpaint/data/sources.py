@@ -20,6 +20,8 @@ from inpaint.data.imageio import IMAGE_EXTENSIONS
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
+# Share of a folder's images held out for val/test when it has no separate val_root (conf/data/folder.yaml).
+DEFAULT_VAL_FRACTION = 0.05
 
 
 class ImageRecord(NamedTuple):
@@ -483,7 +485,7 @@ def _source_records(data_cfg: Mapping[str, Any], split: str) -> list[ImageRecord
 def _folder_split(data_cfg: Mapping[str, Any], split: str) -> list[ImageRecord]:
     root = data_cfg.get("root")
     val_root = data_cfg.get("val_root")
-    val_fraction = float(data_cfg.get("val_fraction", 0.05))
+    val_fraction = float(data_cfg.get("val_fraction", DEFAULT_VAL_FRACTION))
     test_fraction = float(data_cfg.get("test_fraction") or 0.0)
     if split == "train":
         recs = folder_records(root, file_list=data_cfg.get("file_list"))
@@ -495,7 +497,12 @@ def _folder_split(data_cfg: Mapping[str, Any], split: str) -> list[ImageRecord]:
     if not held:
         fraction = "test_fraction" if split == "test" and test_fraction else "val_fraction"
         raise DatasetLayoutError(
-            f"folder: the {split} share ({fraction}) of the {len(recs)} images in {root} is empty; "
-            f"raise {fraction} or set val_root"
+            f"folder: the {split} share ({fraction}) of the {len(recs)} images in {root} holds out none (the "
+            f"smallest val_fraction that holds out one is {min_val_fraction(recs)}); raise {fraction} or set val_root"
         )
     return held
+
+
+def min_val_fraction(records: Sequence[ImageRecord]) -> float:
+    """The smallest ``val_fraction`` for which :func:`holdout_split` puts at least one of ``records`` in val."""
+    return (min(stable_hash(r.key) % 10_000 for r in records) + 1) / 10_000

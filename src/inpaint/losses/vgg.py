@@ -64,7 +64,20 @@ _KEYWORDS = ("imagenet", "imagenet_or_random", "random")
 
 
 class VGGWeightsUnavailableError(RuntimeError):
-    """The requested VGG16 weights cannot be obtained (no cached file and no network, or an unreadable file)."""
+    """The requested VGG16 weights cannot be obtained (no cached file and no network, or an unreadable file).
+
+    ``str(err)`` is the full explanation with the ways out; ``err.reason`` is one line saying what went wrong, for
+    the fallback warning of ``imagenet_or_random``.
+    """
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = _one_line(reason or message)
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def build_vgg16_features() -> nn.Sequential:
@@ -188,29 +201,41 @@ def _load_imagenet_state() -> dict[str, Tensor]:
         try:
             return weights.get_state_dict(**kwargs)
         except Exception as exc:  # a truncated or foreign file: unpickling errors come in many types
+            why = f"the cached file '{cached}' could not be read ({type(exc).__name__}: {str(exc).splitlines()[0]})"
             raise VGGWeightsUnavailableError(
                 f"the cached VGG16 weights '{cached}' could not be read ({type(exc).__name__}: {exc}). Delete or "
                 f"replace the file (it should be {VGG16_URL}), pass another copy with "
-                f"loss.vgg_weights=/path/to/{VGG16_FILENAME}, or use loss.vgg_weights=random knowingly."
+                f"loss.vgg_weights=/path/to/{VGG16_FILENAME}, or use loss.vgg_weights=random knowingly.",
+                reason=why,
             ) from exc
 
     ok, reason = _download_host_reachable(weights.url)
     if not ok:
-        raise VGGWeightsUnavailableError(_unavailable_message(cache_dir, reason))
+        raise _unavailable(cache_dir, reason)
     log.info("Downloading VGG16 ImageNet weights from %s into %s", weights.url, cache_dir)
     try:
         return weights.get_state_dict(**kwargs)
     except Exception as exc:  # URLError/HTTPError (OSError), http.client errors, hash mismatch (RuntimeError)
-        raise VGGWeightsUnavailableError(
-            _unavailable_message(cache_dir, f"{type(exc).__name__}: {exc}")
-        ) from exc
+        raise _unavailable(cache_dir, f"{type(exc).__name__}: {exc}") from exc
 
 
-def _warn_random(why: str) -> None:
+def _unavailable(cache_dir: Path, reason: str) -> VGGWeightsUnavailableError:
+    return VGGWeightsUnavailableError(
+        _unavailable_message(cache_dir, reason),
+        reason=f"{VGG16_FILENAME} is not in {cache_dir} and downloading it failed: {reason}",
+    )
+
+
+def _warn_random(spec: str, why: str = "") -> None:
+    # One line: it lands in training logs, where a multi-line block inside another message is unreadable.
     log.warning(
-        "!!! VGG16 uses RANDOM weights (%s): perceptual and style losses do not measure ImageNet features. Fine for "
-        "tests and smoke runs; for real experiments use loss.vgg_weights=imagenet or a path to %s. !!!",
-        why,
+        "VGG16 uses RANDOM weights (vgg_weights=%s)%s. The perceptual and style losses then do not measure ImageNet "
+        "features: fine for tests, smoke runs and the offline demo; for real experiments put %s into %s or pass "
+        "loss.vgg_weights=/path/to/%s.",
+        spec,
+        f": {_one_line(why)}" if why else "",
+        VGG16_FILENAME,
+        vgg16_cache_dir(),
         VGG16_FILENAME,
     )
 
@@ -234,7 +259,7 @@ def load_vgg16_features(vgg_weights: str | os.PathLike[str] = "imagenet") -> tup
     features = build_vgg16_features()
     spec = os.fspath(vgg_weights)
     if spec == "random":
-        _warn_random("vgg_weights=random")
+        _warn_random(spec)
         return features, "random"
     if spec in ("imagenet", "imagenet_or_random"):
         try:
@@ -242,7 +267,7 @@ def load_vgg16_features(vgg_weights: str | os.PathLike[str] = "imagenet") -> tup
         except VGGWeightsUnavailableError as exc:
             if spec == "imagenet":
                 raise
-            _warn_random(f"vgg_weights=imagenet_or_random and ImageNet weights unavailable: {exc}")
+            _warn_random(spec, exc.reason)
             return features, "random"
         _load_into(
             features, state, f"torchvision VGG16_Weights.IMAGENET1K_V1 ({vgg16_cache_dir() / VGG16_FILENAME})"
