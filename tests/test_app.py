@@ -199,7 +199,7 @@ def test_timings_markdown(image: np.ndarray, inpainter: Inpainter) -> None:
 
 def test_sample_photos_are_the_held_out_ones() -> None:
     samples = sample_photos()
-    assert set(samples) == {"coffee.png", "rocket.jpg"}
+    assert set(samples) == {"china.jpg", "flower.jpg", "coffee.png", "rocket.jpg"}
     assert all(p.is_file() for p in samples.values())
 
 

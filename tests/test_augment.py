@@ -11,9 +11,9 @@ import yaml
 from inpaint.data.augment import ColourAugmentation
 from inpaint.models import PConvUNet
 
-DEMO_AUGMENT = yaml.safe_load((Path(__file__).resolve().parents[1] / "conf" / "model" / "demo.yaml").read_text())[
-    "augment"
-]
+DEMO_AUGMENT = yaml.safe_load(
+    (Path(__file__).resolve().parents[1] / "conf" / "model" / "demo.yaml").read_text()
+)["augment"]
 
 
 def test_output_is_a_valid_image_batch_in_the_same_layout():
@@ -43,7 +43,9 @@ def test_bad_settings_are_refused(kwargs):
 def _colour_fields(n: int, low: torch.Tensor, high: torch.Tensor, g: torch.Generator, size: int = 32):
     base = torch.rand(n, 3, 1, 1, generator=g) * (high - low) + low
     ramp = torch.linspace(-1, 1, size)
-    gradient = (torch.rand(n, 3, 1, 1, generator=g) - 0.5) * 0.2 * (ramp.view(1, 1, -1, 1) + ramp.view(1, 1, 1, -1))
+    gradient = (
+        (torch.rand(n, 3, 1, 1, generator=g) - 0.5) * 0.2 * (ramp.view(1, 1, -1, 1) + ramp.view(1, 1, 1, -1))
+    )
     return (base + gradient + 0.02 * torch.randn(n, 3, size, size, generator=g)).clamp(0, 1)
 
 
@@ -63,7 +65,9 @@ def test_fills_take_the_context_colour_not_the_training_photos_colour():
     the augmentation the same training paints green into them (the bias this guards against)."""
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
-    green = _colour_fields(256, torch.tensor([0.0, 0.5, 0.0]).view(1, 3, 1, 1), torch.tensor([0.3, 1.0, 0.3]).view(1, 3, 1, 1), g)
+    green = _colour_fields(
+        256, torch.tensor([0.0, 0.5, 0.0]).view(1, 3, 1, 1), torch.tensor([0.3, 1.0, 0.3]).view(1, 3, 1, 1), g
+    )
     net, aug = PConvUNet(levels=4, base_channels=16), ColourAugmentation(**DEMO_AUGMENT)
     opt = torch.optim.Adam(net.parameters(), lr=2e-3)
     for _ in range(60):
@@ -73,7 +77,9 @@ def test_fills_take_the_context_colour_not_the_training_photos_colour():
         opt.zero_grad()
         loss.backward()
         opt.step()
-    colours = torch.tensor([[0.8, 0.1, 0.1], [0.1, 0.2, 0.8], [0.9, 0.8, 0.1], [0.5, 0.1, 0.6]]).view(4, 3, 1, 1)
+    colours = torch.tensor([[0.8, 0.1, 0.1], [0.1, 0.2, 0.8], [0.9, 0.8, 0.1], [0.5, 0.1, 0.6]]).view(
+        4, 3, 1, 1
+    )
     test = (colours + 0.02 * torch.randn(4, 3, 32, 32, generator=g)).clamp(0, 1)
     mask = torch.ones(4, 1, 32, 32)
     mask[:, :, 10:22, 10:22] = 0

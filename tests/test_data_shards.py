@@ -217,7 +217,7 @@ def test_pack_impossible_val_split_is_one_line(tmp_path, capsys):
     assert pack_main(argv) == 1
     err = capsys.readouterr().err
     assert (
-        err.startswith("error: folder: val_fraction 0.05 of the 3 images")
+        err.startswith("error: folder: the val share (val_fraction) of the 3 images")
         and len(err.strip().splitlines()) == 1
     )
     assert "smallest that holds out one is" in err and "Traceback" not in err

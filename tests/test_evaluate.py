@@ -270,7 +270,9 @@ def test_hydra_app_on_sample_photos(tmp_path: Path) -> None:
     )
     rep = run(cfg)
     assert rep.info["num_images"] == 6 and rep.info["checkpoint"] == str(ckpt)
-    assert "test split is its validation split" in rep.info["split_caveat"]  # the demo's held-out photos serve both
+    assert (
+        "test split is its validation split" in rep.info["split_caveat"]
+    )  # the demo's held-out photos serve both
     assert (tmp_path / "out" / "metrics.md").is_file() and (tmp_path / "out" / "examples_best.png").is_file()
 
 

@@ -26,7 +26,13 @@ class _Random(Dataset):
         if i == self.poison_index:
             image[0, 0, 0] = float("nan")
         mask = (torch.rand(1, self.size, self.size, generator=g) > 0.3).float()
-        return {"image": image, "mask": mask, "hole_ratio": 1 - mask.mean(), "key": str(i), "mask_key": str(i)}
+        return {
+            "image": image,
+            "mask": mask,
+            "hole_ratio": 1 - mask.mean(),
+            "key": str(i),
+            "mask_key": str(i),
+        }
 
 
 def _fit(module, dataset: Dataset, steps: int) -> None:
@@ -68,7 +74,9 @@ def test_ddp_finetune_on_gpu_keeps_the_encoder_batchnorm_frozen():
     encoder_bns = [b.bn for b in module.net.encoder if b.bn is not None]
     decoder_bns = [b.bn for b in module.net.decoder if b.bn is not None]
     assert all(isinstance(bn, FrozenBatchNorm2d) for bn in encoder_bns)
-    assert all(isinstance(bn, torch.nn.SyncBatchNorm) for bn in decoder_bns)  # sync_batchnorm converted the rest
+    assert all(
+        isinstance(bn, torch.nn.SyncBatchNorm) for bn in decoder_bns
+    )  # sync_batchnorm converted the rest
     for k, v in _bn_buffers(module.net, "encoder").items():
         assert torch.equal(v, enc[k]), f"encoder BN {k} changed under DDP + SyncBatchNorm"
     after = _bn_buffers(module.net, "decoder")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig
@@ -19,12 +18,17 @@ def _compose(name: str, *overrides: str) -> DictConfig:
         return compose(overrides=[f"+loss={name}", *overrides]).loss
 
 
-@pytest.mark.parametrize(("name", "vgg_weights"), [("default", "imagenet"), ("demo", "imagenet_or_random")])
-def test_paper_weight_configs(name: str, vgg_weights: str) -> None:
-    cfg = _compose(name)
+def test_paper_weight_config() -> None:
+    cfg = _compose("default")
     assert cfg._target_ == "inpaint.losses.InpaintingLoss"
-    assert cfg.vgg_weights == vgg_weights
+    assert cfg.vgg_weights == "imagenet"
     assert dict(cfg.weights) == PAPER_WEIGHTS
+
+
+def test_demo_loss_is_the_papers_per_pixel_terms_without_vgg() -> None:
+    loss = instantiate(_compose("demo"))
+    assert loss.vgg is None and loss.vgg_source == "none"
+    assert {k: loss.weights[k] for k in loss.active_terms} == {"valid": 1.0, "hole": 6.0}
 
 
 def test_default_config_instantiates_with_vgg_override() -> None:

@@ -130,7 +130,9 @@ def test_bf16_mixed_precision_on_cpu_runs_with_finite_loss(tmp_path):
 @pytest.mark.slow
 def test_default_demo_learns(tmp_path):
     """The default command (no experiment) on the bundled photos: validation loss and PSNR improve."""
-    cfg = compose_train(["trainer.max_steps=30", "trainer.val_check_interval=15"], tmp_path)
+    cfg = compose_train(
+        ["trainer.max_steps=30", "trainer.val_check_interval=15", "trainer.log_every_n_steps=5"], tmp_path
+    )
     metrics = train(cfg)
     assert metrics["val/psnr"] > metrics["before/val/psnr"], (
         "validation PSNR did not improve over the untrained net"
@@ -253,6 +255,7 @@ def test_ddp_cpu_two_ranks_identical_weights_disjoint_data(tmp_path):
             *[o for o in TINY if not o.startswith("trainer=")],
             "loss=l1",
             "trainer=ddp_cpu",
+            "data.holdout_fraction=0.35",
             "trainer.max_steps=3",
             "trainer.val_check_interval=3",
             f"data.root={root}",
@@ -280,6 +283,7 @@ def _ddp_args(root: Path, out: Path, *extra: str) -> list[str]:
         *[o for o in TINY if not o.startswith("trainer=")],
         "loss=l1",
         "trainer=ddp_cpu",
+        "data.holdout_fraction=0.35",
         "trainer.val_check_interval=1000",
         "callbacks.image_grids.every_n_steps=0",
         f"data.root={root}",
@@ -296,11 +300,24 @@ def test_ddp_nonfinite_batch_on_one_rank_is_skipped_on_every_rank(tmp_path):
     root = make_places2(tmp_path / "data", n_train=16, n_val=2)
     out = tmp_path / "run"
     proc = run_cli(
-        _ddp_args(root, out, "trainer.max_steps=4", "+callbacks.poison._target_=_train_helpers.PoisonBatch"),
+        _ddp_args(
+            root,
+            out,
+            "trainer.max_steps=4",
+            "trainer.val_check_interval=4",
+            "+callbacks.poison._target_=_train_helpers.PoisonBatch",
+        ),
         cwd=tmp_path,
         timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    # validation split between the 2 ranks without repeated samples: the per-bin counts add up to the image count
+    from inpaint.data.sources import build_records
+
+    n_val = len(build_records({"source": "places2", "root": str(root), "holdout_fraction": 0.35}, "holdout"))
+    assert n_val % 2 == 1, "an odd count is what the default DistributedSampler would pad"
+    counts = [float(r["val/count"]) for r in _csv_metrics(out) if r.get("val/count")]
+    assert counts == [float(n_val)], counts
     records = [json.loads((out / "audit" / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert records[0]["net_sha256"] == records[1]["net_sha256"], "ranks diverged after the skipped batch"
     assert all(r["net_finite"] and r["nonfinite_skipped"] == 1 and r["global_step"] == 4 for r in records)
@@ -478,18 +495,24 @@ def test_ckpt_path_last_resumes_the_newest_run_of_the_task(tmp_path):
     metrics = train(
         compose_train(["+experiment=smoke", "trainer.max_steps=4", "ckpt_path=last"], tmp_path / "runs" / "b")
     )
-    ckpt = torch.load(tmp_path / "runs" / "b" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    ckpt = torch.load(
+        tmp_path / "runs" / "b" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True
+    )
     assert ckpt["global_step"] == 4  # continued from a's step 2, not a fresh run of 4 steps
     assert math.isfinite(metrics["val/psnr"])
     info = yaml.safe_load((tmp_path / "runs" / "b" / "run_info.yaml").read_text())
-    assert info["resumed_from"].endswith("a/checkpoints/last.ckpt") and info["vgg_source_before_resume"] == "none"
+    assert (
+        info["resumed_from"].endswith("a/checkpoints/last.ckpt")
+        and info["vgg_source_before_resume"] == "none"
+    )
 
 
 def test_diverged_run_stops_with_a_checkpoint_and_keeps_no_nan_best(tmp_path):
     from inpaint.module import NonFiniteLossError
 
     cfg = compose_train(
-        ["+experiment=smoke", "model.lr=1e12", "model.max_nonfinite_in_a_row=5", "trainer.max_steps=40"], tmp_path
+        ["+experiment=smoke", "model.lr=1e12", "model.max_nonfinite_in_a_row=5", "trainer.max_steps=40"],
+        tmp_path,
     )
     with pytest.raises(NonFiniteLossError, match="5 non-finite batches in a row"):
         train(cfg)

@@ -40,7 +40,9 @@ def make_grid(
     comp = composite(output, image, mask)
     row = torch.cat([masked, output.clamp(0, 1), comp.clamp(0, 1), image], dim=3)  # (n, 3, H, 4W)
     grid = torch.cat(list(row), dim=1)  # (3, nH, 4W)
-    pixels = np.nan_to_num(grid.permute(1, 2, 0).detach().cpu().numpy(), nan=0.0)  # a diverged output shows black
+    pixels = np.nan_to_num(
+        grid.permute(1, 2, 0).detach().cpu().numpy(), nan=0.0
+    )  # a diverged output shows black
     return (pixels * 255.0 + 0.5).clip(0, 255).astype(np.uint8)
 
 

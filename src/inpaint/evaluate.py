@@ -209,7 +209,10 @@ class EvaluationReport:
         text = "\n".join(lines)
         bias = self.colour_bias_markdown()
         if bias:
-            text += "\n\nMean signed error inside the holes, per channel (0–255 levels; 0 = no colour cast):\n\n" + bias
+            text += (
+                "\n\nMean signed error inside the holes, per channel (0–255 levels; 0 = no colour cast):\n\n"
+                + bias
+            )
         if self.info.get("split_caveat"):
             text = f"Note on the images: {self.info['split_caveat']}.\n\n{text}"
         if n is not None:
@@ -438,7 +441,9 @@ def _batches(data: Iterable[Batch], batch_size: int, num_workers: int) -> Iterab
     return data
 
 
-def hole_colour_bias(output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+def hole_colour_bias(
+    output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
+) -> dict[str, torch.Tensor]:
     """Per image, the mean signed error of each channel over its hole pixels (0 where there is no hole).
 
     Args:

@@ -16,6 +16,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from torch import nn
+from torchmetrics import MeanMetric
 
 from inpaint.checkpoint import build_model, load_net_state_dict
 from inpaint.losses import InpaintingLoss, composite
@@ -176,6 +177,9 @@ class InpaintingModule(pl.LightningModule):
         self._net_forward = torch.compile(self.net.forward) if compile else self.net.forward
         self.val_metrics = BinnedImageMetrics()
         self.test_metrics = BinnedImageMetrics()
+        # Means synced when computed: under DDP a rank may see no evaluation batch at all (samples are split without
+        # repeats), and a value logged per step with sync_dist would leave the other ranks waiting in its reduction.
+        self.eval_loss = MeanMetric(nan_strategy="disable")  # a diverged model shows NaN, not a silently dropped value
         self.nonfinite_skipped = 0
         self.nonfinite_in_a_row = 0
         self._bn_saved: list[dict[str, torch.Tensor]] = []
@@ -230,7 +234,6 @@ class InpaintingModule(pl.LightningModule):
     def _nonfinite(self) -> None:
         self.nonfinite_skipped += 1
         self.nonfinite_in_a_row += 1
-        self.log("train/nonfinite_skipped", float(self.nonfinite_skipped), rank_zero_only=True)
         msg = f"non-finite loss or gradients at global step {self.global_step}"
         limit = self.hparams.max_nonfinite_in_a_row
         if self.hparams.nonfinite_loss == "skip" and self.nonfinite_in_a_row < limit:
@@ -275,6 +278,8 @@ class InpaintingModule(pl.LightningModule):
             batch_size=batch_size,
         )
         self.log("train/loss", terms["total"].detach(), prog_bar=True, batch_size=batch_size)
+        # Skips before this batch; the same on every rank (they skip together).
+        self.log("train/nonfinite_skipped", float(self.nonfinite_skipped), batch_size=batch_size)
         return {"loss": self._poison_if_nonfinite(terms["total"]), "output": output.detach()}
 
     def _eval_step(self, batch: dict[str, Any], metrics: BinnedImageMetrics, prefix: str) -> dict[str, Any]:
@@ -283,7 +288,7 @@ class InpaintingModule(pl.LightningModule):
         terms = self.loss(output, image, mask)
         comp = composite(output.float(), image.float(), mask).clamp(0, 1)
         metrics.update(comp, image.float(), batch["hole_ratio"])
-        self.log(f"{prefix}/loss", terms["total"], sync_dist=True, batch_size=image.shape[0])
+        self.eval_loss.update(terms["total"].detach(), weight=image.shape[0])
         return {"output": output.detach()}
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
@@ -293,10 +298,11 @@ class InpaintingModule(pl.LightningModule):
         return self._eval_step(batch, self.test_metrics, "test")
 
     def _log_metrics(self, metrics: BinnedImageMetrics, prefix: str) -> None:
-        values = metrics.compute()
         # compute() is already synced across ranks by torchmetrics.
+        values = {**metrics.compute(), "loss": self.eval_loss.compute()}
         self.log_dict({f"{prefix}/{k}": v.float() for k, v in values.items()}, sync_dist=False)
         metrics.reset()
+        self.eval_loss.reset()
 
     def on_validation_epoch_end(self) -> None:
         self._log_metrics(self.val_metrics, "val")

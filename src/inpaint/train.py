@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,10 @@ QUIET_WARNINGS = (
 )
 
 
+def _scalars(metrics: Mapping[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if v.numel() == 1}
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Build everything from ``cfg``, fit (and optionally test). Returns the final callback metrics as floats."""
     for pattern in QUIET_WARNINGS:
@@ -139,6 +144,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         logger.log_hyperparams({"config": run_config(cfg), **run_info})
 
     before: dict[str, float] = {}
+    after_fit: dict[str, float] = {}
     try:
         if cfg.get("validate_first", False) and not cfg.get("ckpt_path"):
             # A baseline for the demo: the untrained network's validation metrics (logged at step 0).
@@ -146,6 +152,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             before = {f"before/{k}": float(v) for k, v in results.items()}
         if cfg.get("train", True):
             trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+            after_fit = _scalars(trainer.callback_metrics)  # a later validate/test replaces callback_metrics
             metric = cfg.get("optimized_metric")
             if metric and metric not in trainer.callback_metrics and not trainer.interrupted:
                 # A short run can end before its first validation; sweepers need the metric of the final weights.
@@ -167,8 +174,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
             wandb.finish()
 
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-    metrics.update(before)
+    metrics = {**after_fit, **_scalars(trainer.callback_metrics), **before}
     if trainer.is_global_zero:
         ckpt_cb = trainer.checkpoint_callback
         best = getattr(ckpt_cb, "best_model_path", "") if ckpt_cb else ""

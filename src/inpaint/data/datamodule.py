@@ -17,7 +17,6 @@ import cv2
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, DistributedSampler
 
 from inpaint.data.datasets import DecodePolicy, InpaintingDataset
@@ -75,6 +74,29 @@ class _PassIterator:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
+
+
+class EvalShardSampler(DistributedSampler):
+    """Evaluation indices of one rank: ``rank, rank + world, ...`` — every sample on exactly one rank, none repeated
+    (Lightning's default pads the last batches with repeats, which the per-bin counts would include). A
+    ``DistributedSampler``, so that Lightning keeps it instead of injecting its own.
+
+    Only with fewer samples than ranks does a rank get a repeated sample (every rank must take part in the metrics'
+    synchronisation at the end of the pass); a warning says so.
+    """
+
+    def __init__(self, dataset: Any, num_replicas: int, rank: int) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False)
+        n = len(dataset)
+        self.indices = list(range(rank, n, num_replicas)) or [rank % n]
+        if n < num_replicas and rank == 0:
+            log.warning("only %d evaluation samples for %d ranks: some ranks repeat one", n, num_replicas)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
 
 
 class _SkipFirstBatches:
@@ -387,11 +409,7 @@ class InpaintingDataModule(pl.LightningDataModule):
                     ds, num_replicas=world, rank=rank, shuffle=True, seed=int(c.get("seed", 0))
                 )
             elif world > 1:
-                # Each evaluation sample on exactly one rank: Lightning's default DistributedSampler pads the last
-                # batches with repeated samples, which the per-bin counts would include.
-                kwargs["sampler"] = UnrepeatedDistributedSampler(
-                    ds, num_replicas=world, rank=rank, shuffle=False
-                )
+                kwargs["sampler"] = EvalShardSampler(ds, num_replicas=world, rank=rank)
         train = split == "train"
         return InpaintDataLoader(
             ds,

@@ -498,7 +498,7 @@ def _folder_split(data_cfg: Mapping[str, Any], split: str) -> list[ImageRecord]:
         fraction = "test_fraction" if split == "test" and test_fraction else "val_fraction"
         raise DatasetLayoutError(
             f"folder: the {split} share ({fraction}) of the {len(recs)} images in {root} holds out none (the "
-            f"smallest val_fraction that holds out one is {min_val_fraction(recs)}); raise {fraction} or set val_root"
+            f"smallest that holds out one is {min_val_fraction(recs)}); raise {fraction} or set val_root"
         )
     return held
 
