@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from _eval_fixtures import box_hole_mask, sample_photos
-from inpaint.baselines import BASELINES, inpaint_opencv_batch
-from inpaint.metrics import psnr_per_image
+from inpaint.evaluation.baselines import BASELINES, inpaint_opencv_batch
+from inpaint.evaluation.metrics import psnr_per_image
 
 
 @pytest.mark.parametrize("method", sorted(BASELINES))

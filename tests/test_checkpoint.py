@@ -12,13 +12,13 @@ from _eval_fixtures import make_tiny_checkpoint
 from inpaint.checkpoint import (
     CheckpointError,
     UnsafeCheckpointError,
-    atomic_output,
     build_model,
     load_checkpoint,
     load_model,
     load_net_state_dict,
     save_weights,
 )
+from inpaint.io import atomic_output
 from inpaint.models import PConvUNet
 
 
@@ -221,7 +221,7 @@ def test_remove_stale_temporaries_only_removes_dead_writers(tmp_path: Path) -> N
     import subprocess
     import sys
 
-    from inpaint.checkpoint import remove_stale_temporaries
+    from inpaint.io import remove_stale_temporaries
 
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
@@ -234,3 +234,16 @@ def test_remove_stale_temporaries_only_removes_dead_writers(tmp_path: Path) -> N
         p.write_bytes(b"x")
     assert remove_stale_temporaries(tmp_path) == [stale]
     assert sorted(tmp_path.iterdir()) == sorted([live, other])
+
+
+def test_png_written_atomically_leaves_no_temporary_files(tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from inpaint.io import write_png_atomic
+
+    arr = np.random.default_rng(0).integers(0, 255, (5, 7, 3), dtype=np.uint8)
+    path = tmp_path / "sub" / "grid.png"
+    write_png_atomic(path, arr)
+    assert np.array_equal(np.asarray(Image.open(path)), arr)
+    assert [p.name for p in path.parent.iterdir()] == ["grid.png"]

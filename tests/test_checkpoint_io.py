@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from _train_helpers import TINY, compose_train
-from inpaint.checkpoint_io import AtomicCheckpointIO
+from inpaint.training.checkpoint_io import AtomicCheckpointIO
 
 # The child composes the project's trainer config (so the test follows what `python -m inpaint.train` uses), saves a
 # small good checkpoint, then a large one through a writer slowed to ~1 MB per 10 ms; the parent kills it mid-write.

@@ -10,7 +10,7 @@ import torch
 from omegaconf import OmegaConf
 
 from _data_fixtures import make_celeba, make_celeba_hq, make_messy_folder, make_nvidia, make_places2
-from inpaint.data import build_datamodule, build_eval_dataset
+from inpaint.data import build_datamodule
 from inpaint.data.pack import main as pack_main
 from inpaint.data.sources import DatasetLayoutError
 
@@ -117,8 +117,8 @@ def test_missing_root_is_one_clear_error(tmp_path):
 def test_plain_dicts_are_accepted_and_eval_dataset_is_fixed():
     data = OmegaConf.to_container(_data_cfg("samples"), resolve=True)
     masks = OmegaConf.to_container(_masks_cfg("lama_thick"), resolve=True)
-    ds = build_eval_dataset(data, masks, split="val")
-    again = build_eval_dataset(data, masks, split="val")
+    ds = build_datamodule(data, masks).build_dataset("val")
+    again = build_datamodule(data, masks).build_dataset("val")
     assert len(ds) == 144  # 4 held-out photos x val_repeats 36
     for i in (0, 5, 11):
         assert torch.equal(ds[i]["mask"], again[i]["mask"]) and torch.equal(ds[i]["image"], again[i]["image"])
@@ -188,7 +188,7 @@ def test_lightning_fit_two_epochs(tmp_path, caplog):
     assert torch.equal(rec.val_masks[0], rec.val_masks[1])  # fixed validation masks
     assert "train epoch 0: skipped 0 unreadable images" in caplog.text
     assert "train epoch 1: skipped 0 unreadable images" in caplog.text
-    assert dm.skipped_images["train"] == 0
+    assert dm.datasets["train"].skipped.total == 0
 
 
 def test_lightning_distributed_sampler_injection_keeps_our_loader():

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from _data_fixtures import make_messy_folder, make_places2
 from inpaint.data.datamodule import InpaintDataLoader
 from inpaint.data.datasets import DecodePolicy, InpaintingDataset
-from inpaint.data.mask_factory import build_mask_provider
+from inpaint.data.masks.factory import build_mask_provider
 from inpaint.data.sources import folder_records, places2_records
 from inpaint.data.transforms import build_transform
 

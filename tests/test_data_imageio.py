@@ -89,7 +89,7 @@ def test_float_image_range(tmp_path, lo, hi, ok):
 
 def test_dataset_skips_and_counts_an_infinite_float_image(tmp_path):
     from inpaint.data.datasets import DecodePolicy, InpaintingDataset
-    from inpaint.data.mask_factory import build_mask_provider
+    from inpaint.data.masks.factory import build_mask_provider
     from inpaint.data.sources import folder_records
     from inpaint.data.transforms import build_transform
 

@@ -12,7 +12,7 @@ import torch
 from _data_fixtures import make_messy_folder, make_places2, write_jpeg
 from inpaint.data.datamodule import InpaintDataLoader
 from inpaint.data.datasets import DecodePolicy
-from inpaint.data.mask_factory import build_mask_provider
+from inpaint.data.masks.factory import build_mask_provider
 from inpaint.data.pack import main as pack_main
 from inpaint.data.shards import ShardStream, expand_shard_urls, read_shard_counts, shard_key, write_shards
 from inpaint.data.sources import DatasetLayoutError, folder_records

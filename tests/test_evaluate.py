@@ -13,10 +13,10 @@ import torch
 
 from _eval_fixtures import batches_for, make_tiny_checkpoint, sample_photos
 from inpaint import Inpainter
-from inpaint.baselines import inpaint_opencv_batch
+from inpaint.evaluation.baselines import inpaint_opencv_batch
 from inpaint.evaluate import EvaluationReport, evaluate, plot_metrics_per_bin
-from inpaint.hole_ratio import BIN_NAMES
-from inpaint.metrics import MAX_PSNR, l1_per_image, psnr_per_image
+from inpaint.data.masks.ratio import BIN_NAMES
+from inpaint.evaluation.metrics import MAX_PSNR, l1_per_image, psnr_per_image
 
 RATIOS = [0.05, 0.15, 0.25, 0.35, 0.45, 0.55]
 
@@ -203,7 +203,7 @@ def test_lpips_computed_when_weights_are_cached(
     checked, identical images give 0 and different ones > 0)."""
     import torchvision
 
-    from inpaint.evaluate import LPIPS_WEIGHTS
+    from inpaint.evaluation.perceptual import LPIPS_WEIGHTS
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     cache = Path(torch.hub.get_dir()) / "checkpoints"
@@ -234,7 +234,7 @@ def test_plot_metrics_per_bin(report: EvaluationReport) -> None:
 
 
 def test_colour_bias_is_the_mean_signed_error_in_the_holes() -> None:
-    from inpaint.evaluate import hole_colour_bias
+    from inpaint.evaluation.metrics import hole_colour_bias
 
     target = torch.full((2, 3, 4, 4), 0.5)
     mask = torch.ones(2, 1, 4, 4)
@@ -387,7 +387,7 @@ def test_cli_unwritable_output_dir_is_one_clear_line(tmp_path: Path) -> None:
 
 
 def test_run_checks_the_output_dir_before_evaluating(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import inpaint.evaluate as ev
+    import inpaint.evaluation as ev
 
     (tmp_path / "a_file").write_text("x")
     cfg = ev.load_config(

@@ -60,7 +60,7 @@ def _bn_buffers(net: torch.nn.Module, part: str) -> dict[str, torch.Tensor]:
 
 def test_ddp_finetune_on_gpu_keeps_the_encoder_batchnorm_frozen():
     from inpaint.models import FrozenBatchNorm2d
-    from inpaint.module import InpaintingModule
+    from inpaint.training.module import InpaintingModule
 
     torch.manual_seed(0)
     loss = {"vgg_weights": "random", "weights": {"perceptual": 0, "style_out": 0, "style_comp": 0, "tv": 0}}
@@ -84,7 +84,7 @@ def test_ddp_finetune_on_gpu_keeps_the_encoder_batchnorm_frozen():
 
 
 def test_nonfinite_batch_is_skipped_on_the_gpu_path():
-    from inpaint.module import InpaintingModule
+    from inpaint.training.module import InpaintingModule
 
     torch.manual_seed(1)
     loss = {"vgg_weights": "random", "weights": {"perceptual": 0, "style_out": 0, "style_comp": 0, "tv": 0}}

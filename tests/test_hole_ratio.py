@@ -1,10 +1,10 @@
-"""inpaint.hole_ratio: ratios and NVIDIA bins, edges included."""
+"""inpaint.data.masks.ratio: ratios and NVIDIA bins, edges included."""
 
 from __future__ import annotations
 
 import torch
 
-from inpaint.hole_ratio import BIN_NAMES, HOLE_RATIO_BINS, hole_ratio, hole_ratio_bin
+from inpaint.data.masks.ratio import BIN_NAMES, HOLE_RATIO_BINS, hole_ratio, hole_ratio_bin
 
 
 def test_bins_are_nvidias():

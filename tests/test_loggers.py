@@ -1,4 +1,4 @@
-"""inpaint.loggers.wandb_logger: never needs a network or an API key."""
+"""inpaint.training.loggers.wandb_logger: never needs a network or an API key."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from inpaint.loggers import wandb_logger
+from inpaint.training.loggers import wandb_logger
 
 
 @pytest.fixture
@@ -18,7 +18,7 @@ def no_wandb_credentials(monkeypatch, tmp_path):
 
 
 def test_without_api_key_logs_offline_with_a_warning(no_wandb_credentials, tmp_path, caplog):
-    with caplog.at_level(logging.WARNING, logger="inpaint.loggers"):
+    with caplog.at_level(logging.WARNING, logger="inpaint.training.loggers"):
         logger = wandb_logger(project="p", group="g", save_dir=str(tmp_path), log_model=True)
     assert logger._wandb_init["mode"] == "offline"
     assert logger._wandb_init["group"] == "g"

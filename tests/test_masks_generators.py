@@ -9,16 +9,16 @@ import pytest
 from omegaconf import OmegaConf
 
 from inpaint.data._rng import rng_for
-from inpaint.data.mask_factory import PRESETS, build_mask_provider, build_mask_sampler, to_plain
-from inpaint.data.mask_generators import (
+from inpaint.data.masks.factory import PRESETS, build_mask_provider, build_mask_sampler, to_plain
+from inpaint.data.masks.generators import (
     MixtureMaskGenerator,
     ShapesMaskGenerator,
     StrokesMaskGenerator,
     mask_hole_ratio,
     resize_mask_nearest,
 )
-from inpaint.data.mask_sets import binned_mask
-from inpaint.hole_ratio import HOLE_RATIO_BINS, hole_ratio_bin
+from inpaint.data.masks.sets import binned_mask
+from inpaint.data.masks.ratio import HOLE_RATIO_BINS, hole_ratio_bin
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "masks"
 

@@ -7,15 +7,15 @@ import pytest
 
 from _data_fixtures import make_nvidia
 from inpaint.data._rng import rng_for
-from inpaint.data.mask_generators import mask_hole_ratio
-from inpaint.data.nvidia_masks import (
+from inpaint.data.masks.generators import mask_hole_ratio
+from inpaint.data.masks.nvidia import (
     MaskLayoutError,
     NvidiaTrainMasks,
     detect_polarity,
     list_mask_files,
     load_nvidia_test_masks,
 )
-from inpaint.hole_ratio import hole_ratio_bin
+from inpaint.data.masks.ratio import hole_ratio_bin
 
 # Two masks per bin, from the middle of each NVIDIA bin.
 TEST_RATIOS = tuple(r for r in (0.05, 0.15, 0.25, 0.35, 0.45, 0.55) for _ in range(2))
@@ -109,8 +109,8 @@ def test_training_masks_hole_ratio_range(tmp_path):
 
 def test_bin_ordered_release_covers_every_bin_in_any_prefix(tmp_path):
     """NVIDIA's release is stored bin by bin; 12 evaluated images must still see all six bins."""
-    from inpaint.data.mask_factory import build_mask_provider
-    from inpaint.data.mask_sets import write_eval_mask_set
+    from inpaint.data.masks.factory import build_mask_provider
+    from inpaint.data.masks.sets import write_eval_mask_set
 
     ratios = tuple(r for r in (0.05, 0.15, 0.25, 0.35, 0.45, 0.55) for _ in range(4))  # 24 files, bin order
     make_nvidia(tmp_path / "nv", ratios)
@@ -120,7 +120,7 @@ def test_bin_ordered_release_covers_every_bin_in_any_prefix(tmp_path):
     bins = [int(hole_ratio_bin(mask_hole_ratio(provider.get(i, 0, 64, 64)[0]))) for i in range(12)]
     assert sorted(set(bins)) == [0, 1, 2, 3, 4, 5] and bins[:6] == [0, 1, 2, 3, 4, 5]
     # the same for a set written by make_eval_masks (also written bin by bin)
-    from inpaint.data.mask_factory import build_mask_sampler
+    from inpaint.data.masks.factory import build_mask_sampler
 
     write_eval_mask_set(tmp_path / "set", build_mask_sampler("mixed"), per_bin=3, size=64, seed=0)
     provider = build_mask_provider(

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from inpaint.data.make_eval_masks import main as make_eval_masks
-from inpaint.data.mask_factory import build_mask_sampler
-from inpaint.data.mask_sets import load_eval_masks, load_mask_set, write_eval_mask_set
-from inpaint.data.nvidia_masks import MaskLayoutError
-from inpaint.hole_ratio import BIN_NAMES, hole_ratio_bin
+from inpaint.data.masks.make_eval_masks import main as make_eval_masks
+from inpaint.data.masks.factory import build_mask_sampler
+from inpaint.data.masks.sets import load_mask_set, write_eval_mask_set
+from inpaint.data.masks.nvidia import MaskLayoutError
+from inpaint.data.masks.ratio import BIN_NAMES, hole_ratio_bin
 
 
 def _rows(index):
@@ -50,7 +50,7 @@ def test_same_arguments_same_files_other_seed_other_files(tmp_path):
 
 def test_load_back_in_internal_polarity(tmp_path):
     write_eval_mask_set(tmp_path, build_mask_sampler("mixed"), per_bin=2, size=32, seed=0)
-    full = load_eval_masks(tmp_path)
+    full = load_mask_set(tmp_path)
     assert len(full) == 12 and full.polarity == "white_hole"
     item = full[0]
     assert item["mask"].shape == (1, 32, 32)
@@ -67,7 +67,7 @@ def test_module_runs_as_a_command(tmp_path):
     cmd = [
         sys.executable,
         "-m",
-        "inpaint.data.make_eval_masks",
+        "inpaint.data.masks.make_eval_masks",
         "--out",
         str(out),
         "--per-bin",

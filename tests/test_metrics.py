@@ -7,8 +7,14 @@ import math
 import pytest
 import torch
 
-from inpaint.hole_ratio import BIN_NAMES
-from inpaint.metrics import MAX_PSNR, BinnedImageMetrics, l1_per_image, psnr_per_image, ssim_per_image
+from inpaint.data.masks.ratio import BIN_NAMES
+from inpaint.evaluation.metrics import (
+    MAX_PSNR,
+    BinnedImageMetrics,
+    l1_per_image,
+    psnr_per_image,
+    ssim_per_image,
+)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""inpaint.module.InpaintingModule, outside a Trainer: options and guards."""
+"""inpaint.training.module.InpaintingModule, outside a Trainer: options and guards."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 
 from inpaint.checkpoint import UnsafeCheckpointError
 from inpaint.losses import composite
-from inpaint.module import InpaintingModule
+from inpaint.training.module import InpaintingModule
 
 NET = {"levels": 3}
 LOSS = {"vgg_weights": "random", "weights": {"valid": 1.0, "hole": 6.0, "perceptual": 0.05, "tv": 0.1}}

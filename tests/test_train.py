@@ -16,7 +16,7 @@ import yaml
 
 from _data_fixtures import make_celeba, make_celeba_hq, make_nvidia, make_places2
 from _train_helpers import CONF_DIR, TINY, compose_train, run_cli
-from inpaint.train import train
+from inpaint.training import train
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 
@@ -184,7 +184,7 @@ def test_finetune_freezes_encoder_bn_and_trains_decoder_bn(tmp_path):
 
 @pytest.mark.parametrize("policy", ["skip", "stop"])
 def test_nonfinite_batch_follows_policy(policy, tmp_path, monkeypatch):
-    from inpaint.module import InpaintingModule, NonFiniteLossError
+    from inpaint.training.module import InpaintingModule, NonFiniteLossError
 
     original = InpaintingModule.training_step
 
@@ -480,7 +480,7 @@ def test_optuna_search_composes(tmp_path):
 
 
 def test_ckpt_path_last_without_a_run_to_resume_is_a_clear_error(tmp_path):
-    from inpaint.train import ConfigError
+    from inpaint.training import ConfigError
 
     cfg = compose_train(["+experiment=smoke", "ckpt_path=last"], tmp_path / "runs" / "fresh")
     with pytest.raises(ConfigError, match=r"ckpt_path=last: no .*fresh/checkpoints/last.ckpt and no"):
@@ -508,7 +508,7 @@ def test_ckpt_path_last_resumes_the_newest_run_of_the_task(tmp_path):
 
 
 def test_diverged_run_stops_with_a_checkpoint_and_keeps_no_nan_best(tmp_path):
-    from inpaint.module import NonFiniteLossError
+    from inpaint.training.module import NonFiniteLossError
 
     cfg = compose_train(
         ["+experiment=smoke", "model.lr=1e12", "model.max_nonfinite_in_a_row=5", "trainer.max_steps=40"],
@@ -530,7 +530,7 @@ def test_trainer_values_of_the_wrong_type_fail_with_one_clear_line(tmp_path):
 
 def test_a_run_says_what_matters_without_lightning_noise(tmp_path):
     """The smoke run's console: a step-bound progress bar, no Lightning tips or deprecations, no 0-skip lines."""
-    from inpaint.train import QUIET_WARNINGS
+    from inpaint.training.run import QUIET_WARNINGS
 
     proc = run_cli(["+experiment=smoke", "print_config=false", f"hydra.run.dir={tmp_path}"], cwd=tmp_path)
     out = proc.stdout + proc.stderr

@@ -35,7 +35,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from inpaint.checkpoint import CheckpointError, atomic_output
+from inpaint.checkpoint import CheckpointError
+from inpaint.io import atomic_output
 
 try:
     # A module global (not a local import): Gradio reads the handlers' type hints (`request: gr.Request`) to decide
@@ -209,7 +210,7 @@ def run_methods(
     Returns:
         One :class:`MethodResult` per method, in the order of :data:`METHODS`.
     """
-    from inpaint.baselines import inpaint_navier_stokes, inpaint_telea
+    from inpaint.evaluation.baselines import inpaint_navier_stokes, inpaint_telea
 
     steps: list[tuple[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]] = [
         (PCONV, inpainter),

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import torch
 
-from inpaint.checkpoint import CheckpointError, atomic_output, describe_os_error, load_model, save_weights
+from inpaint.checkpoint import CheckpointError, load_model, save_weights
+from inpaint.io import atomic_output, describe_os_error
 
 __all__ = ["export_program", "export_weights", "main"]
 

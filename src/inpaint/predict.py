@@ -29,8 +29,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from inpaint.checkpoint import CheckpointError, atomic_output
+from inpaint.checkpoint import CheckpointError
 from inpaint.inference import DEFAULT_MAX_SIDE
+from inpaint.io import atomic_output
 
 __all__ = ["InputError", "check_output", "find_pairs", "load_mask", "main", "predict_pair"]
 

@@ -6,9 +6,8 @@ files we write use the user-facing convention, white = hole.
 
 Public API (imported lazily so ``import inpaint.data`` stays cheap):
 
-- :func:`build_datamodule`, :class:`InpaintingDataModule` - train/val/test loaders from ``conf/data`` + ``conf/masks``;
-  :func:`build_eval_dataset` - a val/test dataset with fixed masks, for evaluation code.
-- :func:`load_eval_masks`, :func:`load_mask_set`, :func:`load_nvidia_test_masks` -> :class:`FixedMaskSet`.
+- :func:`build_datamodule`, :class:`InpaintingDataModule` - train/val/test loaders from ``conf/data`` + ``conf/masks``.
+- :mod:`inpaint.data.masks`: generators, NVIDIA's masks, fixed mask sets, hole ratios.
 - :func:`write_eval_mask_set`, :func:`build_mask_sampler`, :func:`build_mask_provider`, generator classes.
 - :func:`build_records` and the per-layout record functions; :func:`load_rgb`.
 - :func:`write_shards`, :class:`ShardStream`, :func:`expand_shard_urls`.
@@ -21,30 +20,28 @@ from typing import Any
 
 _EXPORTS = {
     "build_datamodule": "inpaint.data.datamodule",
-    "build_eval_dataset": "inpaint.data.datamodule",
     "InpaintingDataModule": "inpaint.data.datamodule",
     "InpaintDataLoader": "inpaint.data.datamodule",
     "InpaintingDataset": "inpaint.data.datasets",
     "ShardStream": "inpaint.data.shards",
     "write_shards": "inpaint.data.shards",
     "expand_shard_urls": "inpaint.data.shards",
-    "FixedMaskSet": "inpaint.data.nvidia_masks",
-    "NvidiaTrainMasks": "inpaint.data.nvidia_masks",
-    "load_nvidia_test_masks": "inpaint.data.nvidia_masks",
-    "load_mask_file": "inpaint.data.nvidia_masks",
-    "detect_polarity": "inpaint.data.nvidia_masks",
-    "load_eval_masks": "inpaint.data.mask_sets",
-    "load_mask_set": "inpaint.data.mask_sets",
-    "write_eval_mask_set": "inpaint.data.mask_sets",
-    "binned_mask": "inpaint.data.mask_sets",
-    "MaskSampler": "inpaint.data.mask_generators",
-    "ShapesMaskGenerator": "inpaint.data.mask_generators",
-    "StrokesMaskGenerator": "inpaint.data.mask_generators",
-    "MixtureMaskGenerator": "inpaint.data.mask_generators",
-    "resize_mask_nearest": "inpaint.data.mask_generators",
-    "build_mask_sampler": "inpaint.data.mask_factory",
-    "build_mask_provider": "inpaint.data.mask_factory",
-    "PRESETS": "inpaint.data.mask_factory",
+    "FixedMaskSet": "inpaint.data.masks.nvidia",
+    "NvidiaTrainMasks": "inpaint.data.masks.nvidia",
+    "load_nvidia_test_masks": "inpaint.data.masks.nvidia",
+    "load_mask_file": "inpaint.data.masks.nvidia",
+    "detect_polarity": "inpaint.data.masks.nvidia",
+    "load_mask_set": "inpaint.data.masks.sets",
+    "write_eval_mask_set": "inpaint.data.masks.sets",
+    "binned_mask": "inpaint.data.masks.sets",
+    "MaskSampler": "inpaint.data.masks.generators",
+    "ShapesMaskGenerator": "inpaint.data.masks.generators",
+    "StrokesMaskGenerator": "inpaint.data.masks.generators",
+    "MixtureMaskGenerator": "inpaint.data.masks.generators",
+    "resize_mask_nearest": "inpaint.data.masks.generators",
+    "build_mask_sampler": "inpaint.data.masks.factory",
+    "build_mask_provider": "inpaint.data.masks.factory",
+    "PRESETS": "inpaint.data.masks.factory",
     "ImageRecord": "inpaint.data.sources",
     "DatasetLayoutError": "inpaint.data.sources",
     "build_records": "inpaint.data.sources",

@@ -19,8 +19,9 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
+from inpaint.config import to_plain
 from inpaint.data.datasets import DecodePolicy, InpaintingDataset
-from inpaint.data.mask_factory import BinnedMaskProvider, MaskProvider, build_mask_provider, to_plain
+from inpaint.data.masks.factory import BinnedMaskProvider, MaskProvider, build_mask_provider
 from inpaint.data.shards import ShardStream, expand_shard_urls, read_shard_counts
 from inpaint.data.sources import build_records
 from inpaint.data.transforms import build_transform
@@ -433,11 +434,6 @@ class InpaintingDataModule(pl.LightningDataModule):
     def test_dataloader(self) -> InpaintDataLoader:
         return self._loader("test")
 
-    @property
-    def skipped_images(self) -> dict[str, int]:
-        """Unreadable images skipped so far, per split (all workers included)."""
-        return {s: ds.skipped.total for s, ds in self.datasets.items()}
-
 
 def build_datamodule(data_cfg: Mapping[str, Any], masks_cfg: Mapping[str, Any]) -> InpaintingDataModule:
     """The entry point used by ``inpaint.train``: ``build_datamodule(cfg.data, cfg.masks)``.
@@ -447,20 +443,3 @@ def build_datamodule(data_cfg: Mapping[str, Any], masks_cfg: Mapping[str, Any]) 
         masks_cfg: a ``conf/masks`` config (DictConfig or dict).
     """
     return InpaintingDataModule(data_cfg, masks_cfg)
-
-
-def build_eval_dataset(
-    data_cfg: Mapping[str, Any], masks_cfg: Mapping[str, Any], split: str = "val"
-) -> InpaintingDataset | ShardStream:
-    """A validation/test dataset with fixed masks (for evaluation code), without a Trainer.
-
-    Args:
-        data_cfg, masks_cfg: as for :func:`build_datamodule`.
-        split: ``"val"`` or ``"test"``.
-
-    Returns:
-        A dataset of sample dicts (see :func:`build_datamodule`); sample ``i`` is the same in every call.
-    """
-    if split not in ("val", "test"):
-        raise ValueError(f"evaluation split must be 'val' or 'test', got {split!r}")
-    return InpaintingDataModule(data_cfg, masks_cfg).build_dataset(split)

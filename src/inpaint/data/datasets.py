@@ -21,7 +21,7 @@ from torch.utils.data import Dataset, get_worker_info
 
 from inpaint.data._rng import STREAM_TAGS, rng_for
 from inpaint.data.imageio import ImageDecodeError, load_rgb
-from inpaint.data.mask_factory import MaskProvider
+from inpaint.data.masks.factory import MaskProvider
 from inpaint.data.sources import ImageRecord
 from inpaint.data.transforms import ImageTooSmallError, apply_transform, center_square_crop, ensure_min_size
 

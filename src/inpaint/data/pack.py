@@ -28,9 +28,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from inpaint.checkpoint import describe_os_error
 from inpaint.data.shards import read_index, write_shards
 from inpaint.data.sources import DEFAULT_VAL_FRACTION, SOURCES, DatasetLayoutError, build_records
+from inpaint.io import describe_os_error
 
 log = logging.getLogger("inpaint.data.pack")
 

@@ -29,13 +29,13 @@ from typing import Any
 
 from torch.utils.data import IterableDataset, get_worker_info
 
-from inpaint.checkpoint import atomic_output
 from inpaint.data._rng import STREAM_TAGS, rng_for, stable_hash
 from inpaint.data.datasets import DecodePolicy, SharedEpoch, SkipCounter, to_sample
 from inpaint.data.imageio import IMAGE_EXTENSIONS, ImageDecodeError, load_rgb
-from inpaint.data.mask_factory import MaskProvider
+from inpaint.data.masks.factory import MaskProvider
 from inpaint.data.sources import DatasetLayoutError, ImageRecord
 from inpaint.data.transforms import ImageTooSmallError, apply_transform
+from inpaint.io import atomic_output
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ def write_shards(
         split_info: how the records were selected (source, root, split, val_fraction); stored in ``index.json``
             under ``"splits"`` so that the next ``pack`` into the same folder can refuse an overlapping split.
 
-    Files are written with :func:`inpaint.checkpoint.atomic_output`, so a crash never leaves a truncated shard.
+    Files are written with :func:`inpaint.io.atomic_output`, so a crash never leaves a truncated shard.
     """
     from webdataset import TarWriter
 

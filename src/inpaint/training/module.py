@@ -19,8 +19,9 @@ from torch import nn
 from torchmetrics import MeanMetric
 
 from inpaint.checkpoint import build_model, load_net_state_dict
+from inpaint.config import to_plain
+from inpaint.evaluation.metrics import BinnedImageMetrics
 from inpaint.losses import InpaintingLoss, composite
-from inpaint.metrics import BinnedImageMetrics
 from inpaint.models import PConvUNet
 
 log = logging.getLogger(__name__)
@@ -53,20 +54,6 @@ def lr_factor(schedule: str, warmup_steps: int, total_steps: int | None, min_rat
 
 class NonFiniteLossError(RuntimeError):
     """Raised under ``nonfinite_loss=stop`` after a checkpoint has been written."""
-
-
-def _plain(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
-    """A plain dict from a mapping or an OmegaConf node (so hyper-parameters stay loadable weights-only)."""
-    if cfg is None:
-        return {}
-    try:
-        from omegaconf import DictConfig, OmegaConf
-
-        if isinstance(cfg, DictConfig):
-            return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
-    except ImportError:  # pragma: no cover - omegaconf is a dependency, but the module does not need it
-        pass
-    return {k: _plain(v) if isinstance(v, Mapping) else v for k, v in dict(cfg).items()}
 
 
 def _build_loss(cfg: Mapping[str, Any]) -> InpaintingLoss:
@@ -133,8 +120,8 @@ class InpaintingModule(pl.LightningModule):
             )
         if nonfinite_loss not in NONFINITE_POLICIES:
             raise ValueError(f"nonfinite_loss must be one of {NONFINITE_POLICIES}, got {nonfinite_loss!r}")
-        net_cfg = {"_target_": "inpaint.models.PConvUNet", **_plain(net)}
-        loss_cfg = {"_target_": "inpaint.losses.InpaintingLoss", **_plain(loss)}
+        net_cfg = {"_target_": "inpaint.models.PConvUNet", **to_plain(net or {})}
+        loss_cfg = {"_target_": "inpaint.losses.InpaintingLoss", **to_plain(loss or {})}
         self.save_hyperparameters(
             {
                 "net": net_cfg,
@@ -147,7 +134,7 @@ class InpaintingModule(pl.LightningModule):
                 "lr_schedule": lr_schedule,
                 "warmup_steps": warmup_steps,
                 "min_lr_ratio": min_lr_ratio,
-                "augment": _plain(augment) if augment is not None else None,
+                "augment": to_plain(augment) if augment is not None else None,
                 "channels_last": channels_last,
                 "compile": compile,
                 "nonfinite_loss": nonfinite_loss,
@@ -160,7 +147,7 @@ class InpaintingModule(pl.LightningModule):
         if augment is not None:
             from inpaint.data.augment import ColourAugmentation  # kornia: only when asked for
 
-            self.augment = ColourAugmentation(**_plain(augment))
+            self.augment = ColourAugmentation(**to_plain(augment))
         # Which VGG weights were really used (imagenet_or_random may have fallen back to random): train.py logs it
         # with the hyper-parameters and it is stored in every checkpoint.
         self.vgg_source: str = getattr(self.loss, "vgg_source", "unknown")
@@ -179,7 +166,9 @@ class InpaintingModule(pl.LightningModule):
         self.test_metrics = BinnedImageMetrics()
         # Means synced when computed: under DDP a rank may see no evaluation batch at all (samples are split without
         # repeats), and a value logged per step with sync_dist would leave the other ranks waiting in its reduction.
-        self.eval_loss = MeanMetric(nan_strategy="disable")  # a diverged model shows NaN, not a silently dropped value
+        self.eval_loss = MeanMetric(
+            nan_strategy="disable"
+        )  # a diverged model shows NaN, not a silently dropped value
         self.nonfinite_skipped = 0
         self.nonfinite_in_a_row = 0
         self._bn_saved: list[dict[str, torch.Tensor]] = []

@@ -15,7 +15,7 @@ import torch
 from torchmetrics import Metric
 from torchmetrics.functional.image import structural_similarity_index_measure
 
-from inpaint.hole_ratio import BIN_NAMES, hole_ratio_bin
+from inpaint.data.masks.ratio import BIN_NAMES, hole_ratio_bin
 
 __all__ = [
     "BASE_METRICS",
@@ -111,7 +111,7 @@ class BinnedImageMetrics(Metric):
     ratio falls in no bin (≤ 1 % or > 60 % holes) count towards the overall means only.
 
     ``compute()`` returns ``<m>`` and ``count`` (overall) and, for every bin of
-    :data:`inpaint.hole_ratio.BIN_NAMES` that has samples, ``<m>/<bin>`` and ``count/<bin>``, for each metric
+    :data:`inpaint.data.masks.ratio.BIN_NAMES` that has samples, ``<m>/<bin>`` and ``count/<bin>``, for each metric
     ``m`` in ``l1``, ``psnr``, ``ssim`` and ``extra_metrics``. Before any update the overall values are NaN.
 
     Args:
@@ -150,7 +150,7 @@ class BinnedImageMetrics(Metric):
         Args:
             pred: (B, 3, H, W) composited output in [0, 1].
             target: (B, 3, H, W) ground truth in [0, 1].
-            hole_ratio: (B,) fraction of hole pixels of each sample's mask (see :func:`inpaint.hole_ratio.hole_ratio`).
+            hole_ratio: (B,) fraction of hole pixels of each sample's mask (see :func:`inpaint.data.masks.ratio.hole_ratio`).
             precomputed: (B,) values of any metric already computed for this batch (skips recomputing it); must
                 hold every ``extra_metrics`` name.
         """
@@ -191,3 +191,25 @@ class BinnedImageMetrics(Metric):
                     out[f"{m}/{name}"] = (state[i] / n).float()
                 out[f"count/{name}"] = n.float()
         return out
+
+
+COLOUR_BIAS = ("bias_r", "bias_g", "bias_b")
+
+
+def hole_colour_bias(
+    output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """Per image, the mean signed error of each channel over its hole pixels (0 where there is no hole).
+
+    A colour cast of the fills (green lawns filled brown) shows here even where PSNR looks acceptable.
+
+    Args:
+        output, target: (B, 3, H, W) in [0, 1]. mask: (B, 1, H, W), 1 = valid.
+
+    Returns:
+        ``{"bias_r", "bias_g", "bias_b"}``, each (B,) float32 (0-1 units).
+    """
+    hole = 1.0 - mask.float()
+    area = hole.sum(dim=(2, 3)).clamp_min(1.0)
+    bias = ((output.float() - target.float()) * hole).sum(dim=(2, 3)) / area
+    return {name: bias[:, c] for c, name in enumerate(COLOUR_BIAS)}

@@ -16,17 +16,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from inpaint.checkpoint import atomic_output
 from inpaint.data._rng import rng_for
-from inpaint.data.mask_generators import MaskSampler, mask_hole_ratio
-from inpaint.data.nvidia_masks import (
+from inpaint.data.masks.generators import MaskSampler, mask_hole_ratio
+from inpaint.data.masks.nvidia import (
     FixedMaskSet,
     MaskEntry,
     MaskLayoutError,
     load_nvidia_test_masks,
     parse_bins,
 )
-from inpaint.hole_ratio import BIN_NAMES, HOLE_RATIO_BINS, hole_ratio_bin
+from inpaint.data.masks.ratio import BIN_NAMES, HOLE_RATIO_BINS, hole_ratio_bin
+from inpaint.io import atomic_output
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def write_eval_mask_set(
 
 
 def load_mask_set(path: str | os.PathLike[str], *, bins: Sequence[int | str] | None = None) -> FixedMaskSet:
-    """Read a set written by :func:`write_eval_mask_set` (or ``python -m inpaint.data.make_eval_masks``).
+    """Read a set written by :func:`write_eval_mask_set` (or ``python -m inpaint.data.masks.make_eval_masks``).
 
     Args:
         path: the set's folder (containing ``index.csv``) or the index file itself.
@@ -140,26 +140,3 @@ def load_mask_set(path: str | os.PathLike[str], *, bins: Sequence[int | str] | N
             if b in selected:
                 entries.append(MaskEntry(index.parent / row["file"], float(row["hole_ratio"]), b))
     return FixedMaskSet(entries, polarity="white_hole", name=f"mask set {index.parent}")
-
-
-def load_eval_masks(
-    path: str | os.PathLike[str],
-    *,
-    bins: Sequence[int | str] | None = None,
-    polarity: str = "auto",
-    cache: str | os.PathLike[str] | None = None,
-) -> FixedMaskSet:
-    """Fixed evaluation masks from either a ``make_eval_masks`` folder (has ``index.csv``) or NVIDIA's test masks.
-
-    This is the entry point for evaluation code. Masks come back in internal polarity (1 = valid).
-
-    Args:
-        path: folder of a written mask set, or the NVIDIA test mask folder (or its parent).
-        bins: bin indices 0..5 or names like ``"10-20"``; ``None`` = all.
-        polarity: NVIDIA files only: ``"auto"``, ``"white_hole"`` or ``"black_hole"``.
-        cache: NVIDIA files only: CSV of measured hole ratios (see :func:`load_nvidia_test_masks`).
-    """
-    p = Path(path)
-    if (p / INDEX_FILE).is_file() or (p.is_file() and p.name.endswith(".csv")):
-        return load_mask_set(p, bins=bins)
-    return load_nvidia_test_masks(p, bins=bins, polarity=polarity, cache=cache)

@@ -24,7 +24,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-_EPS = 1e-9  # same tolerance as inpaint.hole_ratio.hole_ratio_bin
+_EPS = 1e-9  # same tolerance as inpaint.data.masks.ratio.hole_ratio_bin
 
 
 def holes_to_mask(holes: np.ndarray) -> np.ndarray:

@@ -5,7 +5,7 @@ temporary file under ``$TMPDIR`` that is then moved onto the target. Where ``$TM
 ``/tmp``, checkpoints on a shared disk) the move is a copy, and a ``kill -9`` during it leaves a truncated ``last.ckpt``
 after the previous good one was already removed, plus a partial file in ``$TMPDIR``.
 
-:class:`AtomicCheckpointIO` writes every checkpoint with :func:`inpaint.checkpoint.atomic_output` instead: into a
+:class:`AtomicCheckpointIO` writes every checkpoint with :func:`inpaint.io.atomic_output` instead: into a
 temporary file in the target's own directory, flushed and fsynced, renamed onto the target (atomic on one file system),
 the directory fsynced; the temporary file is removed when the write fails, and temporary files of killed writers are
 removed at the next save. It is wired in through ``conf/trainer/default.yaml`` (``plugins:``), so ``last.ckpt``, the
@@ -23,7 +23,7 @@ import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning_fabric.utilities.types import _PATH
 
-from inpaint.checkpoint import atomic_output, remove_stale_temporaries
+from inpaint.io import atomic_output, remove_stale_temporaries
 
 __all__ = ["AtomicCheckpointIO"]
 

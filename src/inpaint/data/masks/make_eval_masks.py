@@ -2,11 +2,11 @@
 
 Example::
 
-    python -m inpaint.data.make_eval_masks --out masks/eval256 --per-bin 100 --size 256 --seed 0
-    python -m inpaint.data.make_eval_masks --out m --per-bin 10 --size 512 --generator lama_thick
-    python -m inpaint.data.make_eval_masks --out m --per-bin 10 --size 256 --config conf/masks/mixed.yaml
+    python -m inpaint.data.masks.make_eval_masks --out masks/eval256 --per-bin 100 --size 256 --seed 0
+    python -m inpaint.data.masks.make_eval_masks --out m --per-bin 10 --size 512 --generator lama_thick
+    python -m inpaint.data.masks.make_eval_masks --out m --per-bin 10 --size 256 --config conf/masks/mixed.yaml
 
-Read the set back with :func:`inpaint.data.load_eval_masks`. The same arguments always give the same files.
+Read the set back with :func:`inpaint.data.masks.sets.load_mask_set`. The same arguments always give the same files.
 """
 
 from __future__ import annotations
@@ -16,18 +16,18 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from inpaint.checkpoint import describe_os_error, ensure_writable_dir
-from inpaint.data.mask_factory import PRESETS, build_mask_sampler
-from inpaint.data.mask_generators import MaskSampler
-from inpaint.data.mask_sets import write_eval_mask_set
-from inpaint.hole_ratio import BIN_NAMES
+from inpaint.data.masks.factory import PRESETS, build_mask_sampler
+from inpaint.data.masks.generators import MaskSampler
+from inpaint.data.masks.ratio import BIN_NAMES
+from inpaint.data.masks.sets import write_eval_mask_set
+from inpaint.io import describe_os_error, ensure_writable_dir
 
-log = logging.getLogger("inpaint.data.make_eval_masks")
+log = logging.getLogger("inpaint.data.masks.make_eval_masks")
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m inpaint.data.make_eval_masks", description=__doc__.split("\n\n")[0]
+        prog="python -m inpaint.data.masks.make_eval_masks", description=__doc__.split("\n\n")[0]
     )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--per-bin", type=int, required=True, help="masks per hole-ratio bin")

@@ -14,23 +14,23 @@ Generator specs accept ``hole_ratio: [low, high]`` to constrain every mask to ``
 
 from __future__ import annotations
 
-import copy
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from inpaint.config import to_plain
 from inpaint.data._rng import STREAM_TAGS, rng_for
-from inpaint.data.mask_generators import (
+from inpaint.data.masks.generators import (
     MaskSampler,
     MixtureMaskGenerator,
     ShapesMaskGenerator,
     StrokesMaskGenerator,
 )
-from inpaint.data.mask_sets import binned_mask, load_mask_set
-from inpaint.data.nvidia_masks import FixedMaskSet, NvidiaTrainMasks, load_nvidia_test_masks
-from inpaint.hole_ratio import HOLE_RATIO_BINS
+from inpaint.data.masks.nvidia import FixedMaskSet, NvidiaTrainMasks, load_nvidia_test_masks
+from inpaint.data.masks.ratio import HOLE_RATIO_BINS
+from inpaint.data.masks.sets import binned_mask, load_mask_set
 
 _MASK_TAG = 0x4D41534B  # separates mask draws from image-augmentation draws that share a seed
 
@@ -104,23 +104,6 @@ PRESETS["mixed"] = {
 }
 
 _TUPLE_FIELDS = {"num_lines", "num_circles", "num_ellipses", "num_strokes", "num_boxes", "box_size"}
-
-
-def to_plain(cfg: Any, what: str = "config") -> Any:
-    """OmegaConf containers (or anything else) to plain dicts/lists, resolving interpolations.
-
-    Raises:
-        ValueError: a required value (``???``) is referenced but unset, naming the key (e.g. ``masks.root``).
-    """
-    from omegaconf import DictConfig, ListConfig, OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    if isinstance(cfg, DictConfig | ListConfig):
-        try:
-            return OmegaConf.to_container(cfg, resolve=True)
-        except OmegaConfBaseException as err:
-            raise ValueError(f"{what}: {err} (set the missing value, e.g. on the command line)") from err
-    return copy.deepcopy(cfg)
 
 
 def _pair(value: Any, name: str) -> tuple[Any, Any]:
@@ -269,7 +252,7 @@ def build_mask_provider(masks_cfg: Mapping[str, Any], split: str) -> MaskProvide
     if kind == "mask_set":
         if not spec.get("path"):
             raise ValueError(
-                "mask_set eval masks need 'path': a folder written by inpaint.data.make_eval_masks"
+                "mask_set eval masks need 'path': a folder written by inpaint.data.masks.make_eval_masks"
             )
         return FileMaskProvider(load_mask_set(spec["path"], bins=spec.get("bins")))
     return BinnedMaskProvider(build_mask_sampler(spec), seed, stream, name)

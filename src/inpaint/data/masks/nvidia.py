@@ -23,8 +23,8 @@ import cv2
 import numpy as np
 
 from inpaint.data.imageio import ImageDecodeError, read_binary_image
-from inpaint.data.mask_generators import MaskSampler, mask_hole_ratio, resize_mask_nearest
-from inpaint.hole_ratio import BIN_NAMES, HOLE_RATIO_BINS
+from inpaint.data.masks.generators import MaskSampler, mask_hole_ratio, resize_mask_nearest
+from inpaint.data.masks.ratio import BIN_NAMES, HOLE_RATIO_BINS
 
 log = logging.getLogger(__name__)
 
@@ -301,7 +301,7 @@ def parse_bins(bins: Sequence[int | str] | None) -> list[int]:
 
 
 def _bin_of(ratio: float) -> int:
-    from inpaint.hole_ratio import hole_ratio_bin
+    from inpaint.data.masks.ratio import hole_ratio_bin
 
     return int(hole_ratio_bin(ratio))
 

@@ -1,22 +1,30 @@
-"""Lightning callbacks: image grids for any logger, and a checkpoint on preemption signals."""
+"""Lightning callbacks: image grids for any logger, checkpoints (best without NaN scores, always-fresh last,
+on preemption), the learning curve, and a step-aware progress bar."""
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from PIL import Image
 from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 from pytorch_lightning.utilities import rank_zero_only
 
-from inpaint.checkpoint import atomic_output
+from inpaint.data.masks.ratio import BIN_NAMES
+from inpaint.evaluation.baselines import BASELINES, inpaint_opencv_batch
+from inpaint.evaluation.figures import image_grid, plot_learning_curve
+from inpaint.evaluation.metrics import BinnedImageMetrics
+from inpaint.evaluation.report import METHOD_LABELS
+from inpaint.io import atomic_output, write_png_atomic, write_text_atomic
 from inpaint.losses import composite
 
 log = logging.getLogger(__name__)
@@ -25,31 +33,24 @@ log = logging.getLogger(__name__)
 def make_grid(
     image: torch.Tensor, mask: torch.Tensor, output: torch.Tensor, max_images: int = 4
 ) -> np.ndarray:
-    """Rows of ``masked input | output | composite | ground truth``.
+    """Rows of ``masked input | output | composite | ground truth``, labelled.
 
     Args:
         image: (B, 3, H, W) in [0, 1]. mask: (B, 1|3, H, W), 1 = valid. output: (B, 3, H, W).
         max_images: rows at most.
 
     Returns:
-        (rows*H, 4*W, 3) uint8 array in [0, 255] (W&B shows float images as black; uint8 is unambiguous).
+        uint8 (H', W', 3) array (W&B shows float images as black; uint8 is unambiguous).
     """
     n = min(max_images, image.shape[0])
     image, mask, output = image[:n].float(), mask[:n].float(), output[:n].float()
     masked = image * mask + (1 - mask) * 1.0  # holes shown white, as in the user-facing mask convention
     comp = composite(output, image, mask)
-    row = torch.cat([masked, output.clamp(0, 1), comp.clamp(0, 1), image], dim=3)  # (n, 3, H, 4W)
-    grid = torch.cat(list(row), dim=1)  # (3, nH, 4W)
-    pixels = np.nan_to_num(
-        grid.permute(1, 2, 0).detach().cpu().numpy(), nan=0.0
-    )  # a diverged output shows black
-    return (pixels * 255.0 + 0.5).clip(0, 255).astype(np.uint8)
+    rows = [[masked[i], output[i], comp[i], image[i]] for i in range(n)]
+    return image_grid(rows, GRID_COLUMNS, min_tile=0)
 
 
-def save_png_atomic(array: np.ndarray, path: Path) -> None:
-    """Write an HxWx3 uint8 image without ever leaving a half-written file at ``path``."""
-    with atomic_output(path) as tmp:
-        Image.fromarray(array).save(tmp, format="PNG")
+GRID_COLUMNS = ("input (holes white)", "output", "composite", "ground truth")
 
 
 class ImageGridLogger(pl.Callback):
@@ -71,7 +72,7 @@ class ImageGridLogger(pl.Callback):
     @rank_zero_only
     def _log(self, trainer: pl.Trainer, key: str, grid: np.ndarray) -> None:
         step = trainer.global_step
-        save_png_atomic(grid, self._dir(trainer) / f"{key.replace('/', '_')}_step{step:07d}.png")
+        write_png_atomic(self._dir(trainer) / f"{key.replace('/', '_')}_step{step:07d}.png", grid)
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 logger.log_image(key=key, images=[grid], step=step)
@@ -260,14 +261,12 @@ class LearningCurve(pl.Callback):
 
     Args:
         output_dir: run directory (default: the trainer's ``default_root_dir``).
-        baselines: OpenCV methods drawn as reference lines (keys of :data:`inpaint.baselines.BASELINES`).
+        baselines: OpenCV methods drawn as reference lines (keys of :data:`inpaint.evaluation.baselines.BASELINES`).
     """
 
     def __init__(
         self, output_dir: str | None = None, baselines: tuple[str, ...] = ("telea", "navier_stokes")
     ):
-        from inpaint.baselines import BASELINES
-
         unknown = sorted(set(baselines) - set(BASELINES))
         if unknown:
             raise ValueError(f"unknown baselines {unknown}; available: {sorted(BASELINES)}")
@@ -282,14 +281,10 @@ class LearningCurve(pl.Callback):
         return Path(self.output_dir or trainer.default_root_dir)
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        import time
-
         if self._start is None:
             self._start = time.monotonic()
 
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        from inpaint.metrics import BinnedImageMetrics
-
         if self.reference or trainer.sanity_checking:
             return
         self._metrics = {m: BinnedImageMetrics().to(pl_module.device) for m in self.baselines}
@@ -303,8 +298,6 @@ class LearningCurve(pl.Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        from inpaint.baselines import inpaint_opencv_batch
-
         if not self._metrics or trainer.sanity_checking:
             return
         image, mask = batch["image"].float(), batch["mask"].float()
@@ -312,7 +305,6 @@ class LearningCurve(pl.Callback):
             metric.update(inpaint_opencv_batch(image * mask, mask, method), image, batch["hole_ratio"])
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-
         if trainer.sanity_checking:
             return
         if self._metrics:
@@ -323,8 +315,6 @@ class LearningCurve(pl.Callback):
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # callback_metrics hold this validation's values only once the module's epoch-end logging has run.
-        import time
-
         if trainer.sanity_checking:
             return
         values = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/psnr")}
@@ -336,11 +326,7 @@ class LearningCurve(pl.Callback):
             self._write(trainer)
 
     def _write(self, trainer: pl.Trainer) -> None:
-        import csv
-        import io
-
-        from inpaint.evaluate import METHOD_LABELS
-        from inpaint.hole_ratio import BIN_NAMES
+        import matplotlib.pyplot as plt
 
         keys = ["step", "seconds", "val/psnr", *[f"val/psnr/{b}" for b in BIN_NAMES]]
         buf = io.StringIO()
@@ -350,61 +336,9 @@ class LearningCurve(pl.Callback):
         for method, ref in self.reference.items():
             writer.writerow({"step": "", "seconds": method, **{k: ref.get(k[4:]) for k in keys[2:]}})
         out = self._dir(trainer)
-        with atomic_output(out / "learning_curve.csv") as tmp:
-            tmp.write_text(buf.getvalue(), encoding="utf-8")
-        fig = plot_learning_curve(
-            self.rows, self.reference, {m: METHOD_LABELS.get(m, m) for m in self.reference}
-        )
+        write_text_atomic(out / "learning_curve.csv", buf.getvalue())
+        labels = {m: METHOD_LABELS.get(m, m) for m in self.reference}
+        fig = plot_learning_curve(self.rows, self.reference, labels)
         with atomic_output(out / "learning_curve.png") as tmp:
             fig.savefig(tmp, format="png", dpi=110)
-        import matplotlib.pyplot as plt
-
         plt.close(fig)
-
-
-def plot_learning_curve(
-    rows: list[dict[str, float]], reference: dict[str, dict[str, float]], labels: dict[str, str]
-) -> Any:
-    """A figure of held-out PSNR per hole-ratio bin (one panel each, plus "all") against wall time.
-
-    Args:
-        rows: one dict per validation with ``seconds``, ``step`` and ``val/psnr[/<bin>]`` keys.
-        reference: method -> ``{"psnr": ..., "psnr/<bin>": ...}`` drawn as horizontal lines.
-        labels: display names of the reference methods.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    from inpaint.hole_ratio import BIN_NAMES
-
-    groups = [b for b in BIN_NAMES if any(f"val/psnr/{b}" in r for r in rows)] + ["all"]
-    cols = 4 if len(groups) > 3 else len(groups)
-    nrows = -(-len(groups) // cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(3.6 * cols, 2.9 * nrows), squeeze=False)
-    minutes = [r["seconds"] / 60 for r in rows]
-    for ax, group in zip(axes.flat, groups, strict=False):
-        key = "val/psnr" if group == "all" else f"val/psnr/{group}"
-        ax.plot(minutes, [r.get(key, float("nan")) for r in rows], marker="o", ms=3, label="PConv U-Net")
-        for i, (method, ref) in enumerate(reference.items()):
-            value = ref.get(key[4:])
-            if value is not None:
-                ax.axhline(value, color=f"C{i + 1}", ls="--", lw=1, label=labels.get(method, method))
-        title = "all holes" if group == "all" else f"holes {int(group[:2])}–{int(group[3:])} %"
-        ax.set_title(title, fontsize=10)
-        ax.set_xlabel("wall time (min)")
-        ax.set_ylabel("PSNR (dB)")
-        ax.grid(alpha=0.3)
-        if rows:
-            step_axis = ax.secondary_xaxis("top")
-            step_axis.set_xticks(minutes[:: max(1, len(minutes) // 4)])
-            step_axis.set_xticklabels(
-                [str(int(r["step"])) for r in rows[:: max(1, len(rows) // 4)]], fontsize=7
-            )
-    for ax in list(axes.flat)[len(groups) :]:
-        ax.axis("off")
-    axes.flat[0].legend(fontsize=8, loc="lower right")
-    fig.suptitle("held-out PSNR of the composite (top axis: optimiser steps)", fontsize=10)
-    fig.tight_layout()
-    return fig

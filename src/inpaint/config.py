@@ -1,0 +1,101 @@
+"""Configuration helpers shared by the entry points: where the configs are, plain containers, the config tree, and
+objects built from config groups.
+
+Every object of a run comes from a group in ``conf/`` (shipped inside the package as ``inpaint/conf``), composed by
+Hydra; these helpers are the only place that touches OmegaConf containers directly.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from inpaint.io import write_text_atomic
+
+__all__ = ["CONF_DIR", "compose", "instantiate_list", "print_config_tree", "to_plain"]
+
+log = logging.getLogger(__name__)
+
+# Absolute, so that console scripts and any working directory find the configs (a relative config path would be
+# resolved as a Python package, which conf/ is not).
+CONF_DIR = Path(__file__).resolve().parent / "conf"
+
+
+def to_plain(cfg: Any, what: str = "config") -> Any:
+    """OmegaConf containers, mappings and sequences as plain dicts and lists (interpolations resolved, Hydra's own
+    ``hydra`` node left out); anything else is returned as a deep copy.
+
+    Plain containers keep checkpoints loadable with ``torch.load(weights_only=True)`` and let constructors see what
+    they were given.
+
+    Raises:
+        ValueError: a required value (``???``) is referenced but unset, naming the key (e.g. ``masks.root``).
+
+    >>> to_plain({"a": {"b": [1, 2]}})
+    {'a': {'b': [1, 2]}}
+    """
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    if isinstance(cfg, DictConfig) and "hydra" in cfg:  # a composed run config: its Hydra node is not ours
+        return {str(k): to_plain(cfg[k], what) for k in cfg if k != "hydra"}
+    if isinstance(cfg, DictConfig | ListConfig):
+        try:
+            cfg = OmegaConf.to_container(cfg, resolve=True)
+        except OmegaConfBaseException as err:
+            raise ValueError(f"{what}: {err} (set the missing value, e.g. on the command line)") from err
+    if isinstance(cfg, Mapping):
+        return {str(k): to_plain(v, what) for k, v in cfg.items() if k != "hydra"}
+    if isinstance(cfg, list | tuple):
+        return [to_plain(v, what) for v in cfg]
+    return copy.deepcopy(cfg)
+
+
+def compose(config_name: str, overrides: Sequence[str] = ()) -> Any:
+    """``conf/<config_name>.yaml`` composed with Hydra overrides, outside a Hydra app (notebooks, scripts, tests)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return hydra_compose(config_name=config_name, overrides=list(overrides))
+
+
+def print_config_tree(cfg: Any, save_to: Path | None = None) -> str:
+    """Print the resolved config as a tree (rich) and optionally save it as YAML text; returns the text."""
+    from omegaconf import DictConfig, OmegaConf
+    from rich.console import Console
+    from rich.syntax import Syntax
+    from rich.tree import Tree
+
+    tree = Tree("config", guide_style="dim")
+    first = ["data", "masks", "model", "loss", "trainer", "callbacks", "logger", "paths"]
+    keys = [k for k in first if k in cfg] + [k for k in cfg if k not in first and k != "hydra"]
+    scalars = {}
+    for key in keys:
+        node = cfg[key]
+        if isinstance(node, DictConfig):
+            tree.add(str(key)).add(Syntax(OmegaConf.to_yaml(node, resolve=True), "yaml", theme="ansi_dark"))
+        else:
+            scalars[key] = node
+    if scalars:
+        tree.add("run").add(Syntax(OmegaConf.to_yaml(OmegaConf.create(scalars)), "yaml", theme="ansi_dark"))
+    Console().print(tree)
+    text = OmegaConf.to_yaml(to_plain(cfg))
+    if save_to is not None:
+        write_text_atomic(save_to, text)
+    return text
+
+
+def instantiate_list(group: Mapping[str, Any] | None) -> list[Any]:
+    """Instantiate every entry of a config group that has a ``_target_`` (null entries switch one off)."""
+    import hydra
+
+    objects: list[Any] = []
+    for name, node in (group or {}).items():
+        if isinstance(node, Mapping) and "_target_" in node:
+            log.info("Instantiating %s <%s>", name, node["_target_"])
+            objects.append(hydra.utils.instantiate(node))
+    return objects

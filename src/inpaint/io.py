@@ -1,0 +1,141 @@
+"""Atomic file writing: every file the project writes appears whole or not at all.
+
+A writer gets a temporary path in the target's own directory; on success the file is flushed to disk and renamed onto
+the target (``os.replace``), on error removed. Readers never see a half-written file, and an existing file is only
+replaced by a complete one, even after ``kill -9`` in the middle of a write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "atomic_output",
+    "describe_os_error",
+    "ensure_writable_dir",
+    "remove_stale_temporaries",
+    "write_png_atomic",
+    "write_text_atomic",
+]
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success it is flushed to disk and renamed onto ``path``
+    (``os.replace``), on error removed. Readers never see a half-written file, and an existing file is only
+    replaced by a complete one, even after a crash or ``kill -9`` in the middle of the write.
+
+    The temporary file lives in the target's own directory (a rename within one file system is atomic; a move from
+    ``$TMPDIR`` to another disk is a copy that a kill can cut short) and is named ``.<stem>.<pid>-<random>.tmp<suffix>``
+    (see :func:`remove_stale_temporaries`); it keeps the suffix of ``path`` so that writers that pick a format from
+    it (PIL, OpenCV) work. The result gets the usual umask-respecting permissions (0644 typically), whatever mode
+    the writer created it with (safetensors writes 0600).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}-{secrets.token_hex(6)}{_TMP_MARK}{path.suffix}")
+    try:
+        yield tmp
+        if tmp.is_file():
+            os.chmod(tmp, 0o666 & ~_umask())
+            _fsync_path(tmp)
+        os.replace(tmp, path)
+        _fsync_path(path.parent)  # the rename itself is durable only once the directory is synced
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+_TMP_MARK = ".tmp"
+# .<stem>.<pid>-<12 hex digits>.tmp<suffix>, as atomic_output names its temporary files.
+_TMP_RE = re.compile(r"\..*\.(\d+)-[0-9a-f]{12}\.tmp(\.[^.]*)?")
+
+
+def _fsync_path(path: Path) -> None:
+    """Flush a file's (or a directory's entries') data to disk; file systems without directory fsync are fine."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:
+        if not path.is_dir():
+            raise
+    finally:
+        os.close(fd)
+
+
+def _umask() -> int:
+    # Read without changing it: os.umask() sets it, for every thread, until it is set back.
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def remove_stale_temporaries(directory: str | os.PathLike[str]) -> list[Path]:
+    """Remove what :func:`atomic_output` left in ``directory`` when its writer was killed (``kill -9``, out of
+    memory): temporary files whose writing process no longer runs on this machine. Returns the removed paths.
+    """
+    removed = []
+    for tmp in Path(directory).glob(f".*{_TMP_MARK}*"):
+        match = _TMP_RE.fullmatch(tmp.name)
+        if match and tmp.is_file() and not _process_alive(int(match.group(1))):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    with atomic_output(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_png_atomic(path: str | os.PathLike[str], image: np.ndarray) -> None:
+    """Write an (H, W, 3) or (H, W) uint8 array as a PNG, atomically."""
+    from PIL import Image
+
+    with atomic_output(path) as tmp:
+        Image.fromarray(image).save(tmp, format="PNG")
+
+
+def ensure_writable_dir(path: str | os.PathLike[str]) -> Path:
+    """Create ``path`` if needed and check that files can be created in it, so that a tool fails at once with a
+    clear :class:`OSError` instead of after its work is done. Returns ``path`` as a :class:`~pathlib.Path`.
+    """
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(
+        dir=path
+    ):  # removed on close; permission bits alone would not tell (root, ACLs)
+        pass
+    return path
+
+
+def describe_os_error(err: OSError) -> str:
+    """``"<file>: <reason>"`` for a failed file operation (e.g. ``"out/x.png: Permission denied"``), for the one-line
+    errors of the command-line tools."""
+    reason = err.strerror or str(err) or type(err).__name__
+    return f"{err.filename}: {reason}" if err.filename else reason

@@ -1,0 +1,193 @@
+"""What ``python -m inpaint.train`` runs: build every object from the composed config, fit, optionally test.
+
+Without an experiment it runs the offline demo (bundled sample photos, small size, CPU). Every object is built from
+the config groups in ``conf/``: ``data``, ``masks``, ``model``, ``loss``, ``trainer``, ``logger``, ``callbacks``.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+from inpaint.config import instantiate_list, print_config_tree, to_plain
+from inpaint.io import write_text_atomic
+
+log = logging.getLogger("inpaint.train")
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot work; the message names the key and what is expected."""
+
+
+def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
+    """The checkpoint to resume from: a path, or ``last``.
+
+    ``last`` means ``<output_dir>/checkpoints/last.ckpt`` when this run's directory is an earlier run's
+    (``hydra.run.dir=<that run>``), else the newest ``last.ckpt`` of the other runs of the same task (the sibling
+    directories of ``output_dir``), announced in the log. Never a fresh start that looks like a resume.
+
+    Raises:
+        ConfigError: the file does not exist, or ``last`` found nothing; the message names where it looked.
+    """
+    if not ckpt_path:
+        return None
+    if str(ckpt_path) != "last":
+        if not Path(ckpt_path).is_file():
+            raise ConfigError(f"ckpt_path={ckpt_path}: no such checkpoint file")
+        return str(ckpt_path)
+    own = output_dir / "checkpoints" / "last.ckpt"
+    if own.is_file():
+        return str(own)
+    runs = output_dir.parent
+    found = [p for p in runs.glob("*/checkpoints/last.ckpt") if output_dir not in p.parents]
+    if not found:
+        raise ConfigError(
+            f"ckpt_path=last: no {own} and no */checkpoints/last.ckpt in {runs}; pass ckpt_path=<file> or "
+            "hydra.run.dir=<the run to resume>"
+        )
+    newest = max(found, key=lambda p: p.stat().st_mtime)
+    log.warning("ckpt_path=last: resuming the newest run of this task, %s", newest)
+    return str(newest)
+
+
+def check_trainer_args(trainer_cfg: DictConfig) -> None:
+    """Check the simple-typed ``trainer.*`` values against ``pytorch_lightning.Trainer``'s signature, so that e.g.
+    ``trainer.max_steps=abc`` fails with one clear line instead of a ``TypeError`` from inside Lightning."""
+    import typing
+
+    hints = typing.get_type_hints(pl.Trainer.__init__)
+    simple = {int, float, bool, str, type(None)}
+    for key, value in trainer_cfg.items():
+        hint = hints.get(str(key))
+        allowed = (
+            set(typing.get_args(hint))
+            if typing.get_origin(hint) in (typing.Union, type(int | None))
+            else {hint}
+        )
+        if hint is None or not allowed <= simple:
+            continue
+        ok = any(
+            (t is float and isinstance(value, int | float) and not isinstance(value, bool))
+            or (t is int and isinstance(value, int) and not isinstance(value, bool))
+            or (t is not int and t is not float and isinstance(value, t))
+            for t in allowed
+        )
+        if not ok:
+            names = " or ".join(sorted("null" if t is type(None) else t.__name__ for t in allowed))
+            raise ConfigError(f"trainer.{key} must be {names}, got {value!r}")
+
+
+# Lightning messages that describe this project's deliberate choices, not problems: the VGG of the loss is always in
+# eval mode, the LightningModule (not the DataModule) moves and augments batches, the model summary cannot size bf16,
+# and a deprecation inside Lightning's own code.
+QUIET_WARNINGS = (
+    r"Found \d+ module\(s\) in eval mode",
+    r"You have overridden `on_after_batch_transfer` in `LightningModule`",
+    r"Precision .* is not supported by the model summary",
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+)
+
+
+def _scalars(metrics: Mapping[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if v.numel() == 1}
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Build everything from ``cfg``, fit (and optionally test). Returns the final callback metrics as floats."""
+    for pattern in QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern)
+    from inpaint.data import build_datamodule
+
+    output_dir = Path(cfg.paths.output_dir)
+    if cfg.model.get("finetune") and not cfg.model.get("init_from") and not cfg.get("ckpt_path"):
+        raise ValueError(
+            "Fine-tuning (model.finetune=true) starts from phase-1 weights: pass model.init_from=<phase-1 checkpoint> "
+            "(or ckpt_path=<a fine-tuning checkpoint> to resume one)."
+        )
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)
+    check_trainer_args(cfg.trainer)
+    if cfg.get("print_config", True):
+        print_config_tree(cfg, save_to=output_dir / "config_tree.yaml")
+    if cfg.get("seed") is not None:
+        pl.seed_everything(cfg.seed, workers=True)
+
+    datamodule = build_datamodule(cfg.data, cfg.masks)
+    module = hydra.utils.instantiate(cfg.model, loss=OmegaConf.to_container(cfg.loss, resolve=True))
+    callbacks = instantiate_list(cfg.get("callbacks"))
+    loggers = instantiate_list(cfg.get("logger"))
+    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+    # Record what was really used next to the config (and in every logger): the VGG source can differ from the
+    # request under loss.vgg_weights=imagenet_or_random, and a resumed run was trained so far with its checkpoint's.
+    run_info = {"vgg_source": module.vgg_source, "output_dir": str(output_dir), "resumed_from": ckpt_path}
+    if ckpt_path:
+        before = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True).get("vgg_source")
+        run_info["vgg_source_before_resume"] = before
+        if before not in (None, module.vgg_source):
+            log.warning(
+                "VGG weights differ from the resumed run's: %s until now, %s from here",
+                before,
+                module.vgg_source,
+            )
+    if trainer.is_global_zero:
+        write_text_atomic(output_dir / "run_info.yaml", OmegaConf.to_yaml(run_info))
+    for logger in trainer.loggers:
+        logger.log_hyperparams({"config": to_plain(cfg), **run_info})
+
+    before: dict[str, float] = {}
+    after_fit: dict[str, float] = {}
+    try:
+        if cfg.get("validate_first", False) and not cfg.get("ckpt_path"):
+            # A baseline for the demo: the untrained network's validation metrics (logged at step 0).
+            (results,) = trainer.validate(module, datamodule=datamodule, verbose=False)
+            before = {f"before/{k}": float(v) for k, v in results.items()}
+        if cfg.get("train", True):
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+            after_fit = _scalars(trainer.callback_metrics)  # a later validate/test replaces callback_metrics
+            metric = cfg.get("optimized_metric")
+            if metric and metric not in trainer.callback_metrics and not trainer.interrupted:
+                # A short run can end before its first validation; sweepers need the metric of the final weights.
+                trainer.validate(module, datamodule=datamodule, verbose=False)
+        if cfg.get("test", False):
+            ckpt = "best" if cfg.get("train", True) and trainer.checkpoint_callback else ckpt_path
+            if datamodule.test_is_validation and ckpt == "best":
+                log.warning(
+                    "Testing the checkpoint selected on validation on the same images (data.test_split = val split): "
+                    "the test numbers are optimistic."
+                )
+            trainer.test(module, datamodule=datamodule, ckpt_path=ckpt or None)
+    except SIGTERMException:
+        log.warning("Stopped by SIGTERM; see the checkpoint message above. Outputs: %s", output_dir)
+    finally:
+        # Close W&B runs so that the next job of a multirun (same process) starts its own run.
+        if any(type(lg).__name__ == "WandbLogger" for lg in trainer.loggers):
+            import wandb
+
+            wandb.finish()
+
+    metrics = {**after_fit, **_scalars(trainer.callback_metrics), **before}
+    if trainer.is_global_zero:
+        ckpt_cb = trainer.checkpoint_callback
+        best = getattr(ckpt_cb, "best_model_path", "") if ckpt_cb else ""
+        print(f"\nOutputs: {output_dir}")
+        if best:
+            print(f"Best checkpoint: {best}")
+        last = output_dir / "checkpoints" / "last.ckpt"
+        if last.is_file():
+            print(f"Last checkpoint: {last}")
+        for prefix, when in (("before/", "before training"), ("", "at the end")):
+            if f"{prefix}val/psnr" in metrics:
+                print(
+                    f"Validation {when}: PSNR {metrics[f'{prefix}val/psnr']:.2f} dB, "
+                    f"SSIM {metrics[f'{prefix}val/ssim']:.4f}, L1 {metrics[f'{prefix}val/l1']:.4f}"
+                )
+    return metrics
