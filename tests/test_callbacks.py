@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+
 from inpaint.training.callbacks import make_grid
 
 

@@ -13,9 +13,9 @@ import torch
 
 from _eval_fixtures import batches_for, make_tiny_checkpoint, sample_photos
 from inpaint import Inpainter
-from inpaint.evaluation.baselines import inpaint_opencv_batch
-from inpaint.evaluate import EvaluationReport, evaluate, plot_metrics_per_bin
 from inpaint.data.masks.ratio import BIN_NAMES
+from inpaint.evaluate import EvaluationReport, evaluate, plot_metrics_per_bin
+from inpaint.evaluation.baselines import inpaint_opencv_batch
 from inpaint.evaluation.metrics import MAX_PSNR, l1_per_image, psnr_per_image
 
 RATIOS = [0.05, 0.15, 0.25, 0.35, 0.45, 0.55]

@@ -17,8 +17,8 @@ from inpaint.data.masks.generators import (
     mask_hole_ratio,
     resize_mask_nearest,
 )
-from inpaint.data.masks.sets import binned_mask
 from inpaint.data.masks.ratio import HOLE_RATIO_BINS, hole_ratio_bin
+from inpaint.data.masks.sets import binned_mask
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "masks"
 

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from inpaint.data.masks.make_eval_masks import main as make_eval_masks
 from inpaint.data.masks.factory import build_mask_sampler
-from inpaint.data.masks.sets import load_mask_set, write_eval_mask_set
+from inpaint.data.masks.make_eval_masks import main as make_eval_masks
 from inpaint.data.masks.nvidia import MaskLayoutError
 from inpaint.data.masks.ratio import BIN_NAMES, hole_ratio_bin
+from inpaint.data.masks.sets import load_mask_set, write_eval_mask_set
 
 
 def _rows(index):

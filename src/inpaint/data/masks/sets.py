@@ -22,7 +22,6 @@ from inpaint.data.masks.nvidia import (
     FixedMaskSet,
     MaskEntry,
     MaskLayoutError,
-    load_nvidia_test_masks,
     parse_bins,
 )
 from inpaint.data.masks.ratio import BIN_NAMES, HOLE_RATIO_BINS, hole_ratio_bin
