@@ -10,6 +10,7 @@ import torch
 from omegaconf import OmegaConf
 
 from _data_fixtures import make_celeba, make_celeba_hq, make_messy_folder, make_nvidia, make_places2
+from inpaint.config import compose
 from inpaint.data import build_datamodule
 from inpaint.data.pack import main as pack_main
 from inpaint.data.sources import DatasetLayoutError
@@ -19,12 +20,12 @@ SMALL = {"image_size": 32, "eval_image_size": None, "batch_size": 4, "num_worker
 
 
 def _data_cfg(name: str, **over):
-    cfg = OmegaConf.load(CONF / "data" / f"{name}.yaml")
+    cfg = compose("train", [f"data={name}"]).data  # as Hydra composes it: the file on top of data/base.yaml
     return OmegaConf.merge(cfg, SMALL, over)
 
 
 def _masks_cfg(name: str = "mixed", **over):
-    return OmegaConf.merge(OmegaConf.load(CONF / "masks" / f"{name}.yaml"), over)
+    return OmegaConf.merge(compose("train", [f"masks={name}"]).masks, over)
 
 
 def _check_batch(batch, size=32):
@@ -76,16 +77,24 @@ def test_every_data_config_yields_contract_batches(roots, name):
 
 
 def test_data_configs_document_the_contract_keys():
+    """Every source composes to the contract keys; every key is documented where it is first set (base.yaml for the
+    shared ones), and a source file may restate a base key without repeating its comment."""
+    base = (CONF / "data" / "base.yaml").read_text()
+    documented = {line.split(":")[0] for line in base.splitlines() if line and line[0] != " " and "#" in line}
     for path in sorted((CONF / "data").glob("*.yaml")):
-        cfg = OmegaConf.load(path)
+        if path.stem == "base":
+            continue
+        cfg = compose("train", [f"data={path.stem}"]).data
         for key in ("source", "batch_size", "num_workers", "image_size", "root"):
             assert key in OmegaConf.to_container(cfg), (
                 f"{path.name} lacks {key}"
             )  # ("in cfg" is False for ???)
-        text = path.read_text()
-        for line in text.splitlines():
+        for line in path.read_text().splitlines():
             if line and not line.startswith((" ", "#", "-")) and ":" in line:
-                assert "#" in line, f"{path.name}: undocumented key line {line!r}"
+                key = line.split(":")[0]
+                assert "#" in line or key in documented | {"defaults", "source"}, (
+                    f"{path.name}: undocumented {line!r}"
+                )
 
 
 @pytest.mark.parametrize(
@@ -130,7 +139,7 @@ def test_plain_dicts_are_accepted_and_eval_dataset_is_fixed():
 
 
 def test_samples_defaults_give_dozens_of_steps():
-    dm = build_datamodule(OmegaConf.load(CONF / "data" / "samples.yaml"), _masks_cfg())
+    dm = build_datamodule(compose("train", ["data=samples"]).data, _masks_cfg())
     dm.setup("fit")
     assert len(dm.train_dataloader()) >= 24
     keys = {r.key for r in dm.datasets["train"].records} & {r.key for r in dm.datasets["val"].records}
@@ -213,3 +222,20 @@ def test_lightning_distributed_sampler_injection_keeps_our_loader():
         assert len(rebuilt) == 2  # 8 samples per rank, batch 4
         seen.append({k for b in rebuilt for k in b["mask_key"]})
     assert seen[0].isdisjoint(seen[1]) and len(seen[0] | seen[1]) == 16
+
+
+def test_a_misspelt_key_is_an_error_naming_the_right_one():
+    with pytest.raises(ValueError, match=r"unknown key\(s\) 'batchsize' \(did you mean 'batch_size'\?\)"):
+        build_datamodule({**_plain(_data_cfg("samples")), "batchsize": 8}, _masks_cfg())
+    data = _plain(_data_cfg("samples"))
+    data["train_transform"]["hflp"] = 0.5
+    with pytest.raises(
+        ValueError, match=r"train_transform: unknown key\(s\) 'hflp' \(did you mean 'hflip'\?\)"
+    ):
+        build_datamodule(data, _masks_cfg())
+    with pytest.raises(ValueError, match=r"masks config: unknown key\(s\) 'sead'"):
+        build_datamodule(_data_cfg("samples"), {**_plain(_masks_cfg()), "sead": 1})
+
+
+def _plain(cfg):
+    return OmegaConf.to_container(cfg, resolve=True)

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 
+from inpaint.config import compose, to_plain
 from inpaint.data._rng import rng_for
-from inpaint.data.masks.factory import PRESETS, build_mask_provider, build_mask_sampler, to_plain
+from inpaint.data.masks.factory import PRESET_NAMES, build_mask_provider, build_mask_sampler
 from inpaint.data.masks.generators import (
     MixtureMaskGenerator,
     ShapesMaskGenerator,
@@ -27,7 +27,7 @@ def _binary(mask: np.ndarray) -> bool:
     return mask.dtype == np.float32 and set(np.unique(mask).tolist()) <= {0.0, 1.0}
 
 
-@pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.parametrize("name", sorted(PRESET_NAMES))
 def test_presets_give_binary_float_masks(name):
     sampler = build_mask_sampler(name)
     masks = [sampler.sample(rng_for(0, i), 48, 64) for i in range(8)]
@@ -37,7 +37,7 @@ def test_presets_give_binary_float_masks(name):
     assert len({round(r, 6) for r in ratios}) > 1  # and differ between draws
 
 
-@pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.parametrize("name", sorted(PRESET_NAMES))
 def test_same_rng_same_mask_different_rng_different_mask(name):
     sampler = build_mask_sampler(name)
     a = sampler.sample(rng_for(7, 3), 64, 64)
@@ -47,7 +47,7 @@ def test_same_rng_same_mask_different_rng_different_mask(name):
     assert not np.array_equal(a, c)
 
 
-@pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.parametrize("name", sorted(PRESET_NAMES))
 @pytest.mark.parametrize("size", [64, 128])
 def test_binned_masks_land_in_every_nvidia_bin(name, size):
     sampler = build_mask_sampler(name)
@@ -110,17 +110,25 @@ def test_spec_errors_are_clear():
 
 
 @pytest.mark.parametrize("name", ["strokes", "lama_thin", "lama_medium", "lama_thick", "mixed"])
-def test_yaml_configs_match_builtin_presets(name):
+def test_preset_names_draw_what_the_masks_configs_draw(name):
     # make_eval_masks --generator NAME and masks=NAME must draw the same masks
-    cfg = to_plain(OmegaConf.load(CONF / f"{name}.yaml"))
+    cfg = to_plain(compose("train", [f"masks={name}"]).masks)
     from_yaml = build_mask_sampler(cfg["train"])
     builtin = build_mask_sampler(name)
     for i in range(5):
         assert np.array_equal(from_yaml.sample(rng_for(9, i), 64, 64), builtin.sample(rng_for(9, i), 64, 64))
 
 
+def test_mixed_is_the_four_generators_in_equal_shares():
+    spec = to_plain(compose("train", ["masks=mixed"]).masks.train)
+    assert [c["type"] for c in spec["components"].values()] == ["shapes", "strokes", "strokes", "strokes"]
+    assert [c["weight"] for c in spec["components"].values()] == [0.25] * 4
+    widths = [c.get("max_width") for c in spec["components"].values()]
+    assert widths == [None, 10, 50, 100]  # thin, medium, thick: each generator once
+
+
 def test_providers_train_changes_per_epoch_eval_is_fixed():
-    cfg = to_plain(OmegaConf.load(CONF / "mixed.yaml"))
+    cfg = to_plain(compose("train", ["masks=mixed"]).masks)
     train = build_mask_provider(cfg, "train")
     val = build_mask_provider(cfg, "val")
     test = build_mask_provider(cfg, "test")

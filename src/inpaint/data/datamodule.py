@@ -19,9 +19,9 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from inpaint.config import to_plain
+from inpaint.data.config import DataConfig, from_mapping
 from inpaint.data.datasets import DecodePolicy, InpaintingDataset
-from inpaint.data.masks.factory import BinnedMaskProvider, MaskProvider, build_mask_provider
+from inpaint.data.masks.factory import BinnedMaskProvider, MaskProvider, MasksConfig, build_mask_provider
 from inpaint.data.shards import ShardStream, expand_shard_urls, read_shard_counts
 from inpaint.data.sources import build_records
 from inpaint.data.transforms import build_transform
@@ -209,32 +209,26 @@ class InpaintDataLoader(DataLoader):
         )
 
 
-def _opt_int(value: Any) -> int | None:
-    return None if value is None else int(value)
-
-
 class InpaintingDataModule(pl.LightningDataModule):
-    """Lightning data module for inpainting; configured by a ``conf/data`` and a ``conf/masks`` mapping.
+    """Lightning data module for inpainting: train/val/test loaders of a data source with masks.
 
     Args:
-        data_cfg: ``conf/data/*.yaml`` content (DictConfig or dict); every key is documented in those files.
-        masks_cfg: ``conf/masks/*.yaml`` content.
+        data: a :class:`~inpaint.data.config.DataConfig`, or a ``conf/data`` mapping (DictConfig or dict) that becomes
+            one; an unknown key is an error naming the valid ones.
+        masks: a :class:`~inpaint.data.masks.factory.MasksConfig` or a ``conf/masks`` mapping that becomes one.
     """
 
-    def __init__(self, data_cfg: Mapping[str, Any], masks_cfg: Mapping[str, Any]) -> None:
+    def __init__(self, data: DataConfig | Mapping[str, Any], masks: MasksConfig | Mapping[str, Any]) -> None:
         super().__init__()
-        self.data_cfg: dict[str, Any] = dict(to_plain(data_cfg, "data config"))
-        self.masks_cfg: dict[str, Any] = dict(to_plain(masks_cfg, "masks config"))
-        c = self.data_cfg
-        for key in ("image_size", "batch_size", "num_workers"):
-            if key not in c:
-                raise ValueError(f"data config needs {key!r}; got keys {sorted(c)}")
-        self.image_size = int(c["image_size"])
+        self.config: DataConfig = from_mapping(DataConfig, data, "data config")
+        self.masks: MasksConfig = from_mapping(MasksConfig, masks, "masks config")
+        c = self.config
+        self.image_size = int(c.image_size)
         # Validation/test may use larger crops than training: the network is fully convolutional, and small training
         # crops buy many more steps where compute is scarce (the CPU demo trains on 64², evaluates on 128²).
-        self.eval_image_size = int(c.get("eval_image_size") or self.image_size)
-        self.batch_size = int(c["batch_size"])
-        self.num_workers = int(c["num_workers"])
+        self.eval_image_size = int(c.eval_image_size or self.image_size)
+        self.batch_size = int(c.batch_size)
+        self.num_workers = int(c.num_workers)
         if min(self.image_size, self.eval_image_size) < 8 or self.batch_size < 1 or self.num_workers < 0:
             raise ValueError(
                 f"need image_size >= 8, batch_size >= 1, num_workers >= 0; got {self.image_size}, "
@@ -261,7 +255,7 @@ class InpaintingDataModule(pl.LightningDataModule):
         return self.image_size if split == "train" else self.eval_image_size
 
     def _masks(self, split: str) -> MaskProvider:
-        provider = build_mask_provider(self.masks_cfg, split)
+        provider = build_mask_provider(self.masks, split)
         if isinstance(provider, BinnedMaskProvider):
             size = self.size(split)
             provider.check(size, size)  # unreachable bins fail here, not inside a worker
@@ -269,36 +263,28 @@ class InpaintingDataModule(pl.LightningDataModule):
 
     def _policy(self, split: str) -> DecodePolicy:
         return DecodePolicy(
-            self.size(split),
-            face_crop=_opt_int(self.data_cfg.get("face_crop")),
-            small_images=str(self.data_cfg.get("small_images", "resize")),
+            self.size(split), face_crop=self.config.face_crop, small_images=self.config.small_images
         )
 
     def _transform(self, split: str) -> Any:
-        key = "train_transform" if split == "train" else "val_transform"
-        return build_transform(
-            self.data_cfg.get(key) or {},
-            self.size(split),
-            train=split == "train",
-            interpolation=str(self.data_cfg.get("interpolation", "area")),
-        )
+        c = self.config
+        spec = c.train_transform if split == "train" else c.val_transform
+        return build_transform(spec, self.size(split), train=split == "train", interpolation=c.interpolation)
 
     def _source_split(self, split: str) -> str:
-        if split == "train":
-            return "train"
-        return str(self.data_cfg.get(f"{split}_split", "val"))
+        return "train" if split == "train" else str(getattr(self.config, f"{split}_split"))
 
     @property
     def test_is_validation(self) -> bool:
         """Whether the test loader reads the same images as the validation loader (checkpoint selection): then test
         numbers of a checkpoint selected by validation are optimistic, and reports must say so."""
-        c = self.data_cfg
-        if c.get("source") == "shards":
-            return c.get("test_shards") in (None, c.get("val_shards"))
-        if c.get("source") == "folder" and c.get("val_root"):
+        c = self.config
+        if c.source == "shards":
+            return c.test_shards in (None, c.val_shards)
+        if c.source == "folder" and c.val_root:
             return True
         test = self._source_split("test")
-        if c.get("source") == "folder" and test == "test" and not c.get("test_fraction"):
+        if c.source == "folder" and test == "test" and not c.test_fraction:
             return True
         return test == self._source_split("val")
 
@@ -306,43 +292,42 @@ class InpaintingDataModule(pl.LightningDataModule):
         """Construct the dataset of ``split`` (``"train"``, ``"val"``, ``"test"``) without caching it."""
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        c = self.data_cfg
-        seed = int(c.get("seed", 0))
-        if c.get("source") == "shards":
-            return self._build_shards(split, seed)
+        c = self.config
+        if c.source == "shards":
+            return self._build_shards(split)
         records = build_records(c, self._source_split(split))
-        limit = c.get(f"limit_{split}")  # limit_val / limit_test apply to whichever source split serves them
+        limit = getattr(
+            c, f"limit_{split}"
+        )  # limit_val / limit_test apply to whichever source split serves them
         if limit is not None:
             records = records[: int(limit)]
-        length = _opt_int(c.get("samples_per_epoch")) if split == "train" else None
-        repeats = 1 if split == "train" else int(c.get("val_repeats", 1))
+        length = c.samples_per_epoch if split == "train" else None
+        repeats = 1 if split == "train" else c.val_repeats
         ds = InpaintingDataset(
             records,
             self._masks(split),
             self._transform(split),
             self._policy(split),
             split=split,
-            seed=seed,
+            seed=c.seed,
             length=length,
             repeats=repeats,
-            cache_decoded=bool(c.get("cache_decoded", False)),
+            cache_decoded=c.cache_decoded,
         )
-        log.info(
-            "%s: %d images from %s (%d samples per epoch)", split, len(records), c.get("source"), len(ds)
-        )
+        log.info("%s: %d images from %s (%d samples per epoch)", split, len(records), c.source, len(ds))
         return ds
 
-    def _build_shards(self, split: str, seed: int) -> ShardStream:
-        c = self.data_cfg
-        spec = c.get(f"{split}_shards")
+    def _build_shards(self, split: str) -> ShardStream:
+        c = self.config
+        spec = getattr(c, f"{split}_shards")
         if spec is None and split == "test":
-            spec = c.get("val_shards")
+            spec = c.val_shards
         if spec is None:
             raise ValueError(f"shards data config needs '{split}_shards' (a glob, brace pattern or URL)")
-        urls = expand_shard_urls(spec, c.get("root"))
+        urls = expand_shard_urls(spec, c.root)
         counts = read_shard_counts(urls)
         rank, world = self._rank_world()
-        spe = _opt_int(c.get("samples_per_epoch")) if split == "train" else None
+        spe = c.samples_per_epoch if split == "train" else None
         if counts is None and spe is None:
             log.warning(
                 "%s shards: no index.json counts for %s; the epoch length is unknown (set data.samples_per_epoch)",
@@ -355,13 +340,13 @@ class InpaintingDataModule(pl.LightningDataModule):
             self._transform(split),
             self._policy(split),
             split=split,
-            seed=seed,
+            seed=c.seed,
             rank=rank,
             world_size=world,
-            shuffle_buffer=int(c.get("shuffle_buffer", 1000)),
+            shuffle_buffer=c.shuffle_buffer,
             counts=counts,
             samples_per_epoch=spe,
-            equalize=bool(c.get("ddp_equalize", True)),
+            equalize=c.ddp_equalize,
         )
         ds.set_num_workers(self.num_workers)
         log.info("%s: %d shards (rank %d of %d)", split, len(urls), rank, world)
@@ -382,9 +367,9 @@ class InpaintingDataModule(pl.LightningDataModule):
         if split not in self.datasets:
             self.setup({"train": "fit", "val": "validate", "test": "test"}[split])
         ds = self.datasets[split]
-        c = self.data_cfg
+        c = self.config
         workers = self.num_workers
-        pin = bool(c.get("pin_memory", True))
+        pin = c.pin_memory
         if pin and not torch.cuda.is_available():
             if not getattr(self, "_pin_logged", False):
                 log.debug("pin_memory requested but no CUDA device is available; not pinning")
@@ -395,19 +380,19 @@ class InpaintingDataModule(pl.LightningDataModule):
             "num_workers": workers,
             "pin_memory": pin,
             "worker_init_fn": seed_worker,
-            "drop_last": bool(c.get("drop_last", True)) if split == "train" else False,
-            "persistent_workers": bool(c.get("persistent_workers", True)) and workers > 0,
+            "drop_last": c.drop_last if split == "train" else False,
+            "persistent_workers": c.persistent_workers and workers > 0,
         }
         if workers > 0:
-            kwargs["prefetch_factor"] = int(c.get("prefetch_factor", 2))
-            if c.get("multiprocessing_context"):
-                kwargs["multiprocessing_context"] = c["multiprocessing_context"]
+            kwargs["prefetch_factor"] = c.prefetch_factor
+            if c.multiprocessing_context:
+                kwargs["multiprocessing_context"] = c.multiprocessing_context
         if isinstance(ds, InpaintingDataset):
             rank, world = self._rank_world()
             if split == "train":
                 # A seeded order per epoch (also on one device), so that a resumed run can continue mid-epoch.
                 kwargs["sampler"] = DistributedSampler(
-                    ds, num_replicas=world, rank=rank, shuffle=True, seed=int(c.get("seed", 0))
+                    ds, num_replicas=world, rank=rank, shuffle=True, seed=c.seed
                 )
             elif world > 1:
                 kwargs["sampler"] = EvalShardSampler(ds, num_replicas=world, rank=rank)
@@ -435,7 +420,9 @@ class InpaintingDataModule(pl.LightningDataModule):
         return self._loader("test")
 
 
-def build_datamodule(data_cfg: Mapping[str, Any], masks_cfg: Mapping[str, Any]) -> InpaintingDataModule:
+def build_datamodule(
+    data_cfg: DataConfig | Mapping[str, Any], masks_cfg: Mapping[str, Any]
+) -> InpaintingDataModule:
     """The entry point used by ``inpaint.train``: ``build_datamodule(cfg.data, cfg.masks)``.
 
     Args:

@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from inpaint.data._rng import stable_hash
+from inpaint.data.config import DataConfig, from_mapping
 from inpaint.data.imageio import IMAGE_EXTENSIONS
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 # Share of a folder's images held out for val/test when it has no separate val_root (conf/data/folder.yaml).
-DEFAULT_VAL_FRACTION = 0.05
 
 
 class ImageRecord(NamedTuple):
@@ -434,70 +434,59 @@ def sample_records(
 SOURCES = ("places2", "celeba", "celeba_hq", "folder", "samples")
 
 
-def build_records(data_cfg: Mapping[str, Any], split: str) -> list[ImageRecord]:
-    """The image records of ``split`` for a ``conf/data`` config (its ``source`` picks the layout).
+def build_records(data: DataConfig | Mapping[str, Any], split: str) -> list[ImageRecord]:
+    """The image records of ``split`` for a data config (its ``source`` picks the layout).
 
     ``split`` is a split of the source (``train``, ``val``, ``test``) or ``holdout``: a fixed hash slice of
     ``holdout_fraction`` of the source's train split, which ``train`` then excludes. The holdout serves checkpoint
     selection where the source's own ``val`` split is the benchmark's test set (Places2, CelebA-HQ), so that test
     numbers are not selection-biased.
 
-    Source-specific keys: places2 ``variant``, ``resolution``; celeba_hq ``image_dir``, ``train_list``,
-    ``val_list``, ``test_list``; folder ``file_list``, ``val_root``, ``val_file_list``, ``val_fraction``,
-    ``test_fraction``; samples ``val_images``.
+    Args:
+        data: a :class:`~inpaint.data.config.DataConfig` or a mapping that becomes one.
+        split: ``train``, ``val``, ``test`` or ``holdout``.
     """
-    holdout = float(data_cfg.get("holdout_fraction") or 0.0)
+    cfg = from_mapping(DataConfig, data, "data config")
     if split == "holdout":
-        if not holdout:
+        if not cfg.holdout_fraction:
             raise ValueError(
                 "the 'holdout' split needs data.holdout_fraction > 0 (a fraction of the train split)"
             )
-        return holdout_split(_source_records(data_cfg, "train"), "val", holdout)
-    records = _source_records(data_cfg, split)
-    return holdout_split(records, "train", holdout) if split == "train" and holdout else records
+        return holdout_split(_source_records(cfg, "train"), "val", cfg.holdout_fraction)
+    records = _source_records(cfg, split)
+    return (
+        holdout_split(records, "train", cfg.holdout_fraction)
+        if split == "train" and cfg.holdout_fraction
+        else records
+    )
 
 
-def _source_records(data_cfg: Mapping[str, Any], split: str) -> list[ImageRecord]:
-    source = data_cfg.get("source")
-    root = data_cfg.get("root")
-    if source == "places2":
-        recs = places2_records(
-            root,
-            split,
-            variant=data_cfg.get("variant", "standard"),
-            resolution=str(data_cfg.get("resolution", "256")),
-        )
-    elif source == "celeba":
-        recs = celeba_records(root, split)
-    elif source == "celeba_hq":
-        recs = celeba_hq_records(
-            root, split, image_dir=data_cfg.get("image_dir"), list_file=data_cfg.get(f"{split}_list")
-        )
-    elif source == "folder":
-        recs = _folder_split(data_cfg, split)
-    elif source == "samples":
-        recs = sample_records(split, val_images=tuple(data_cfg.get("val_images") or SAMPLE_VAL_PHOTOS))
-    else:
-        raise ValueError(f"unknown data source {source!r}; expected one of {SOURCES} (or 'shards')")
-    return recs
+def _source_records(cfg: DataConfig, split: str) -> list[ImageRecord]:
+    if cfg.source == "places2":
+        return places2_records(cfg.root, split, variant=cfg.variant, resolution=str(cfg.resolution))
+    if cfg.source == "celeba":
+        return celeba_records(cfg.root, split)
+    if cfg.source == "celeba_hq":
+        return celeba_hq_records(cfg.root, split, image_dir=cfg.image_dir, list_file=cfg.split_list(split))
+    if cfg.source == "folder":
+        return _folder_split(cfg, split)
+    if cfg.source == "samples":
+        return sample_records(split, val_images=tuple(cfg.val_images or SAMPLE_VAL_PHOTOS))
+    raise ValueError(f"unknown data source {cfg.source!r}; expected one of {SOURCES} (or 'shards')")
 
 
-def _folder_split(data_cfg: Mapping[str, Any], split: str) -> list[ImageRecord]:
-    root = data_cfg.get("root")
-    val_root = data_cfg.get("val_root")
-    val_fraction = float(data_cfg.get("val_fraction", DEFAULT_VAL_FRACTION))
-    test_fraction = float(data_cfg.get("test_fraction") or 0.0)
+def _folder_split(cfg: DataConfig, split: str) -> list[ImageRecord]:
     if split == "train":
-        recs = folder_records(root, file_list=data_cfg.get("file_list"))
-        return recs if val_root else holdout_split(recs, "train", val_fraction, test_fraction)
-    if val_root:
-        return folder_records(val_root, file_list=data_cfg.get("val_file_list"))
-    recs = folder_records(root, file_list=data_cfg.get("file_list"))
-    held = holdout_split(recs, split, val_fraction, test_fraction)
+        recs = folder_records(cfg.root, file_list=cfg.file_list)
+        return recs if cfg.val_root else holdout_split(recs, "train", cfg.val_fraction, cfg.test_fraction)
+    if cfg.val_root:
+        return folder_records(cfg.val_root, file_list=cfg.val_file_list)
+    recs = folder_records(cfg.root, file_list=cfg.file_list)
+    held = holdout_split(recs, split, cfg.val_fraction, cfg.test_fraction)
     if not held:
-        fraction = "test_fraction" if split == "test" and test_fraction else "val_fraction"
+        fraction = "test_fraction" if split == "test" and cfg.test_fraction else "val_fraction"
         raise DatasetLayoutError(
-            f"folder: the {split} share ({fraction}) of the {len(recs)} images in {root} holds out none (the "
+            f"folder: the {split} share ({fraction}) of the {len(recs)} images in {cfg.root} holds out none (the "
             f"smallest that holds out one is {min_val_fraction(recs)}); raise {fraction} or set val_root"
         )
     return held

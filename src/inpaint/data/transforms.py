@@ -20,6 +20,8 @@ import numpy as np
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 import albumentations as A  # noqa: E402
 
+from inpaint.data.config import TransformConfig, from_mapping  # noqa: E402
+
 INTERPOLATIONS = {
     "nearest": cv2.INTER_NEAREST,
     "linear": cv2.INTER_LINEAR,
@@ -84,59 +86,63 @@ class ScaledSquareCrop(A.ImageOnlyTransform):
 
 
 def build_transform(
-    cfg: Mapping[str, Any], image_size: int, *, train: bool, interpolation: str = "area"
+    spec: TransformConfig | Mapping[str, Any], image_size: int, *, train: bool, interpolation: str = "area"
 ) -> A.Compose:
     """The albumentations pipeline of a split. Input: (H, W, 3) uint8 with both sides >= ``image_size``.
 
-    Train keys (``data.train_transform``): ``crop`` one of :data:`TRAIN_CROPS`; ``scale`` (area fraction) and
-    ``ratio`` for ``random_resized_crop``; ``side_fraction`` for ``scaled_crop`` (see :class:`ScaledSquareCrop`);
-    ``hflip`` and ``rotate90`` probabilities. Eval keys (``data.val_transform``): ``crop`` one of
-    :data:`EVAL_CROPS`; ``short_side`` for ``resize_random_crop`` (the image is first resized so that its shorter side
-    is ``short_side``, default ``image_size``). Eval crops are fixed: each sample's random draws come from its index.
+    Args:
+        spec: a :class:`~inpaint.data.config.TransformConfig` (or a mapping that becomes one): train ``crop`` one of
+            :data:`TRAIN_CROPS` (default ``random_crop``), eval ``crop`` one of :data:`EVAL_CROPS` (default
+            ``center_crop``); eval crops are fixed, each sample's random draws coming from its index.
+        image_size: output side.
+        train: training pipeline (crops, flips, rotations) or evaluation pipeline (crops only).
+        interpolation: resampling of resize-based crops.
 
     Returns:
         ``A.Compose`` producing (image_size, image_size, 3) uint8.
     """
-    s = int(image_size)
+    cfg = from_mapping(TransformConfig, spec, "train_transform" if train else "val_transform")
     interp = _interp(interpolation)
-    crop = cfg.get("crop", "random_crop" if train else "center_crop")
-    ops: list[A.BasicTransform] = []
     if train:
-        if crop == "random_crop":
-            ops.append(A.RandomCrop(height=s, width=s))
-        elif crop == "random_resized_crop":
-            scale = tuple(cfg.get("scale", (0.5, 1.0)))
-            ratio = tuple(cfg.get("ratio", (3 / 4, 4 / 3)))
-            ops.append(A.RandomResizedCrop(size=(s, s), scale=scale, ratio=ratio, interpolation=interp))
-        elif crop == "scaled_crop":
-            ops.append(ScaledSquareCrop(s, tuple(cfg.get("side_fraction", (0.25, 1.0))), interp))
-        elif crop == "resize_random_crop":
-            ops += [A.SmallestMaxSize(max_size=s, interpolation=interp), A.RandomCrop(height=s, width=s)]
-        elif crop == "resize":
-            ops.append(A.Resize(height=s, width=s, interpolation=interp))
-        else:
-            raise ValueError(f"train_transform.crop must be one of {TRAIN_CROPS}, got {crop!r}")
-        hflip = float(cfg.get("hflip", 0.5))
-        if hflip > 0:
-            ops.append(A.HorizontalFlip(p=hflip))
-        rotate90 = float(cfg.get("rotate90", 0.0))
-        if rotate90 > 0:
-            ops.append(A.RandomRotate90(p=rotate90))
+        ops = _train_crop(cfg, int(image_size), interp)
+        if cfg.hflip > 0:
+            ops.append(A.HorizontalFlip(p=cfg.hflip))
+        if cfg.rotate90 > 0:
+            ops.append(A.RandomRotate90(p=cfg.rotate90))
     else:
-        if crop == "center_crop":
-            ops.append(A.CenterCrop(height=s, width=s))
-        elif crop == "resize_center_crop":
-            ops += [A.SmallestMaxSize(max_size=s, interpolation=interp), A.CenterCrop(height=s, width=s)]
-        elif crop == "resize":
-            ops.append(A.Resize(height=s, width=s, interpolation=interp))
-        elif crop == "resize_random_crop":
-            short = int(cfg.get("short_side", s))
-            if short < s:
-                raise ValueError(f"val_transform.short_side must be >= the crop size {s}, got {short}")
-            ops += [A.SmallestMaxSize(max_size=short, interpolation=interp), A.RandomCrop(height=s, width=s)]
-        else:
-            raise ValueError(f"val_transform.crop must be one of {EVAL_CROPS}, got {crop!r}")
+        ops = _eval_crop(cfg, int(image_size), interp)
     return A.Compose(ops)
+
+
+def _train_crop(cfg: TransformConfig, s: int, interp: int) -> list[A.BasicTransform]:
+    crop = cfg.crop or "random_crop"
+    if crop == "random_crop":
+        return [A.RandomCrop(height=s, width=s)]
+    if crop == "random_resized_crop":
+        return [A.RandomResizedCrop(size=(s, s), scale=cfg.scale, ratio=cfg.ratio, interpolation=interp)]
+    if crop == "scaled_crop":
+        return [ScaledSquareCrop(s, cfg.side_fraction, interp)]
+    if crop == "resize_random_crop":
+        return [A.SmallestMaxSize(max_size=s, interpolation=interp), A.RandomCrop(height=s, width=s)]
+    if crop == "resize":
+        return [A.Resize(height=s, width=s, interpolation=interp)]
+    raise ValueError(f"train_transform.crop must be one of {TRAIN_CROPS}, got {crop!r}")
+
+
+def _eval_crop(cfg: TransformConfig, s: int, interp: int) -> list[A.BasicTransform]:
+    crop = cfg.crop or "center_crop"
+    if crop == "center_crop":
+        return [A.CenterCrop(height=s, width=s)]
+    if crop == "resize_center_crop":
+        return [A.SmallestMaxSize(max_size=s, interpolation=interp), A.CenterCrop(height=s, width=s)]
+    if crop == "resize":
+        return [A.Resize(height=s, width=s, interpolation=interp)]
+    if crop == "resize_random_crop":
+        short = int(cfg.short_side or s)
+        if short < s:
+            raise ValueError(f"val_transform.short_side must be >= the crop size {s}, got {short}")
+        return [A.SmallestMaxSize(max_size=short, interpolation=interp), A.RandomCrop(height=s, width=s)]
+    raise ValueError(f"val_transform.crop must be one of {EVAL_CROPS}, got {crop!r}")
 
 
 def apply_transform(transform: A.Compose, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -5,7 +5,10 @@ sample ``i`` gets a fixed mask in NVIDIA bin ``i % 6``). A spec is a mapping wit
 
 - ``shapes``: PConv-Keras-style lines, circles, ellipse arcs (:class:`ShapesMaskGenerator` fields).
 - ``strokes``: LaMa-style brush strokes + boxes (:class:`StrokesMaskGenerator` fields).
-- ``mixture``: ``components`` = list of specs each with a ``weight``.
+- ``mixture``: ``components`` = specs (a list, or a mapping name -> spec) each with a ``weight``.
+
+The generators' preset values live only in ``conf/masks/generator/*.yaml``; a preset name such as ``"mixed"`` is
+read from ``conf/masks/<name>.yaml`` (:func:`preset_spec`).
 - ``nvidia_train``: raw NVIDIA masks + augmentation (:class:`NvidiaTrainMasks` arguments, ``root`` required).
 - eval only: ``nvidia_test`` (``root``, ``bins``, ``polarity``, ``cache``), ``mask_set`` (``path``, ``bins``).
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,74 +38,18 @@ from inpaint.data.masks.sets import binned_mask, load_mask_set
 
 _MASK_TAG = 0x4D41534B  # separates mask draws from image-augmentation draws that share a seed
 
-# Built-in parameter sets (the same values are spelled out in conf/masks/*.yaml). LaMa-style values follow
-# REFERENCE §5 and are pixel sizes at 256²; PConv-Keras-style values follow its generator.
-PRESETS: dict[str, dict[str, Any]] = {
-    "strokes": {
-        "type": "shapes",
-        "num_lines": [1, 20],
-        "num_circles": [1, 20],
-        "num_ellipses": [1, 20],
-        "min_thickness": 3,
-        "thickness_frac": 0.03,
-        "radius_frac": 0.03,
-        "axis_frac": 0.5,
-    },
-    "lama_thin": {
-        "type": "strokes",
-        "num_strokes": [4, 50],
-        "min_width": 2,
-        "max_width": 10,
-        "min_length": 5,
-        "max_length": 40,
-        "max_vertices": 5,
-        "max_angle": 1.5708,
-        "box_prob": 0.0,
-        "num_boxes": [1, 3],
-        "box_size": [10, 50],
-        "reference_size": 256,
-        "hole_ratio": [0.0, 0.5],
-    },
-    "lama_medium": {
-        "type": "strokes",
-        "num_strokes": [4, 5],
-        "min_width": 5,
-        "max_width": 50,
-        "min_length": 10,
-        "max_length": 100,
-        "max_vertices": 5,
-        "max_angle": 1.5708,
-        "box_prob": 0.3,
-        "num_boxes": [1, 3],
-        "box_size": [10, 50],
-        "reference_size": 256,
-        "hole_ratio": [0.0, 0.5],
-    },
-    "lama_thick": {
-        "type": "strokes",
-        "num_strokes": [1, 5],
-        "min_width": 10,
-        "max_width": 100,
-        "min_length": 10,
-        "max_length": 200,
-        "max_vertices": 5,
-        "max_angle": 1.5708,
-        "box_prob": 0.3,
-        "num_boxes": [1, 3],
-        "box_size": [30, 150],
-        "reference_size": 256,
-        "hole_ratio": [0.0, 0.5],
-    },
-}
-PRESETS["mixed"] = {
-    "type": "mixture",
-    "components": [
-        {"weight": 0.25, **PRESETS["strokes"]},
-        {"weight": 0.25, **PRESETS["lama_thin"]},
-        {"weight": 0.25, **PRESETS["lama_medium"]},
-        {"weight": 0.25, **PRESETS["lama_thick"]},
-    ],
-}
+# The generator presets live in one place, conf/masks/generator/*.yaml; a preset name is read from there.
+PRESET_NAMES = ("mixed", "strokes", "lama_thin", "lama_medium", "lama_thick")
+
+
+def preset_spec(name: str) -> dict[str, Any]:
+    """The training-mask spec of ``conf/masks/<name>.yaml`` (``mixed``, ``strokes``, ``lama_thin`` ...)."""
+    from inpaint.config import compose
+
+    if name not in PRESET_NAMES:
+        raise ValueError(f"unknown mask preset {name!r}; choose one of {list(PRESET_NAMES)}")
+    return to_plain(compose("train", [f"masks={name}"]).masks.train, f"masks={name}")
+
 
 _TUPLE_FIELDS = {"num_lines", "num_circles", "num_ellipses", "num_strokes", "num_boxes", "box_size"}
 
@@ -118,11 +66,7 @@ def build_mask_sampler(spec: Mapping[str, Any] | str) -> MaskSampler:
     Raises:
         ValueError: unknown type, or fields that the type does not accept (named in the message).
     """
-    if isinstance(spec, str):
-        if spec not in PRESETS:
-            raise ValueError(f"unknown mask preset {spec!r}; choose one of {sorted(PRESETS)}")
-        spec = PRESETS[spec]
-    spec = dict(to_plain(spec))
+    spec = dict(preset_spec(spec) if isinstance(spec, str) else to_plain(spec))
     kind = spec.pop("type", None)
     spec.pop("weight", None)
     hole_ratio = spec.pop("hole_ratio", None)
@@ -130,8 +74,10 @@ def build_mask_sampler(spec: Mapping[str, Any] | str) -> MaskSampler:
         comps = spec.pop("components", None)
         if spec:
             raise ValueError(f"mixture spec has unknown fields {sorted(spec)}")
+        if isinstance(comps, Mapping):  # named components, as the YAML composes them
+            comps = list(comps.values())
         if not comps:
-            raise ValueError("mixture spec needs a non-empty 'components' list")
+            raise ValueError("mixture spec needs non-empty 'components'")
         sampler: MaskSampler = MixtureMaskGenerator(
             components=[build_mask_sampler(c) for c in comps],
             weights=[float(dict(c).get("weight", 1.0)) for c in comps],
@@ -219,40 +165,65 @@ class FileMaskProvider(MaskProvider):
         return mask, str(self.mask_set.entries[index % len(self.mask_set)].path)
 
 
-def build_mask_provider(masks_cfg: Mapping[str, Any], split: str) -> MaskProvider:
+@dataclass(frozen=True)
+class MasksConfig:
+    """What a ``conf/masks`` file may say (a misspelt key is an error naming the valid ones).
+
+    Args:
+        train: the training generator spec (a mapping with a ``type``, or a preset name).
+        eval: the validation/test spec: None = the train generator, fixed per sample and binned; a generator spec;
+            ``{type: nvidia_test, root, bins, polarity, cache}``; or ``{type: mask_set, path, bins}``.
+        name: a label used in mask keys.
+        seed: base seed; train mask (epoch, i) and eval mask i are pure functions of it.
+        root: the folder of NVIDIA's masks, referenced by the specs (``${..root}``).
+    """
+
+    train: Any
+    eval: Any = None
+    name: str = "masks"
+    seed: int = 0
+    root: str | None = None
+
+
+@dataclass(frozen=True)
+class _FileEval:
+    """The keys of the file-based evaluation masks."""
+
+    type: str
+    root: str | None = None
+    path: str | None = None
+    bins: Any = None
+    polarity: str = "auto"
+    cache: str | None = None
+
+
+def build_mask_provider(masks: MasksConfig | Mapping[str, Any], split: str) -> MaskProvider:
     """The mask provider of ``split`` (``"train"``, ``"val"`` or ``"test"``) from a masks config.
 
     Train uses the ``train`` spec with fresh masks each epoch; val and test use the ``eval`` spec (fixed), with
     different draws for val and test when the masks are generated.
     """
-    cfg = to_plain(masks_cfg, "masks config")
+    from inpaint.data.config import from_mapping
+
+    cfg = from_mapping(MasksConfig, masks, "masks config")
     if split not in STREAM_TAGS:
         raise ValueError(f"split must be one of {sorted(STREAM_TAGS)}, got {split!r}")
-    seed = int(cfg.get("seed", 0))
     stream = STREAM_TAGS[split]
-    name = str(cfg.get("name", "masks"))
-    if "train" not in cfg:
-        raise ValueError(f"masks config needs a 'train' spec; got keys {sorted(cfg)}")
     if split == "train":
-        return RandomMaskProvider(build_mask_sampler(cfg["train"]), seed, stream, name)
-    spec = cfg.get("eval")
-    if spec is None:
-        return BinnedMaskProvider(build_mask_sampler(cfg["train"]), seed, stream, name)
-    spec = dict(spec)
-    kind = spec.get("type")
-    if kind == "nvidia_test":
-        root = spec.get("root")
-        if not root or root == "???":
+        return RandomMaskProvider(build_mask_sampler(cfg.train), cfg.seed, stream, cfg.name)
+    if cfg.eval is None:
+        return BinnedMaskProvider(build_mask_sampler(cfg.train), cfg.seed, stream, cfg.name)
+    if dict(cfg.eval).get("type") not in ("nvidia_test", "mask_set"):
+        return BinnedMaskProvider(build_mask_sampler(cfg.eval), cfg.seed, stream, cfg.name)
+    spec = from_mapping(_FileEval, cfg.eval, "masks.eval")
+    if spec.type == "nvidia_test":
+        if not spec.root or spec.root == "???":
             raise ValueError("nvidia_test masks need 'root': the folder of NVIDIA's test masks")
         return FileMaskProvider(
-            load_nvidia_test_masks(
-                root, bins=spec.get("bins"), polarity=spec.get("polarity", "auto"), cache=spec.get("cache")
-            )
+            load_nvidia_test_masks(spec.root, bins=spec.bins, polarity=spec.polarity, cache=spec.cache)
         )
-    if kind == "mask_set":
-        if not spec.get("path"):
-            raise ValueError(
-                "mask_set eval masks need 'path': a folder written by inpaint.data.masks.make_eval_masks"
-            )
-        return FileMaskProvider(load_mask_set(spec["path"], bins=spec.get("bins")))
-    return BinnedMaskProvider(build_mask_sampler(spec), seed, stream, name)
+    if not spec.path:
+        raise ValueError(
+            "mask_set eval masks need 'path': a folder written by inpaint.data.masks.make_eval_masks"
+        )
+    return FileMaskProvider(load_mask_set(spec.path, bins=spec.bins))

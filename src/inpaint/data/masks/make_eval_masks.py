@@ -16,7 +16,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from inpaint.data.masks.factory import PRESETS, build_mask_sampler
+from inpaint.data.masks.factory import PRESET_NAMES, build_mask_sampler
 from inpaint.data.masks.generators import MaskSampler
 from inpaint.data.masks.ratio import BIN_NAMES
 from inpaint.data.masks.sets import write_eval_mask_set
@@ -34,7 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, required=True, help="square mask side in pixels")
     p.add_argument("--seed", type=int, default=0)
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--generator", default="mixed", choices=sorted(PRESETS), help="built-in generator (mixed)")
+    g.add_argument(
+        "--generator", default="mixed", choices=sorted(PRESET_NAMES), help="built-in generator (mixed)"
+    )
     g.add_argument(
         "--config", default=None, help="a conf/masks YAML file; its 'train' generator spec is used"
     )
