@@ -28,8 +28,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from inpaint.data.shards import read_index, write_shards
 from inpaint.data.config import DEFAULT_VAL_FRACTION
+from inpaint.data.shards import read_index, write_shards
 from inpaint.data.sources import SOURCES, DatasetLayoutError, build_records
 from inpaint.io import describe_os_error
 
