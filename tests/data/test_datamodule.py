@@ -3,28 +3,26 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import pytest
 import torch
 from omegaconf import OmegaConf
 
-from _data_fixtures import make_celeba, make_celeba_hq, make_messy_folder, make_nvidia, make_places2
+from inpaint.config import CONF_DIR
 from inpaint.data import build_datamodule
 from inpaint.data.pack import main as pack_main
 from inpaint.data.sources import DatasetLayoutError
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
 SMALL = {"image_size": 32, "eval_image_size": None, "batch_size": 4, "num_workers": 0, "drop_last": False}
 
 
 def _data_cfg(name: str, **over):
-    cfg = OmegaConf.load(CONF / "data" / f"{name}.yaml")
+    cfg = OmegaConf.load(CONF_DIR / "data" / f"{name}.yaml")
     return OmegaConf.merge(cfg, SMALL, over)
 
 
 def _masks_cfg(name: str = "mixed", **over):
-    return OmegaConf.merge(OmegaConf.load(CONF / "masks" / f"{name}.yaml"), over)
+    return OmegaConf.merge(OmegaConf.load(CONF_DIR / "masks" / f"{name}.yaml"), over)
 
 
 def _check_batch(batch, size=32):
@@ -44,16 +42,16 @@ def _check_batch(batch, size=32):
 
 
 @pytest.fixture(scope="module")
-def roots(tmp_path_factory):
+def roots(tmp_path_factory, fake_data):
     base = tmp_path_factory.mktemp("roots")
     shards = base / "shards"
     pack_main(["--source", "samples", "--split", "train", "--out", str(shards), "--max-count", "3"])
     pack_main(["--source", "samples", "--split", "val", "--out", str(shards)])
-    make_messy_folder(base / "folder")
+    fake_data.messy_folder(base / "folder")
     return {
-        "places2": make_places2(base / "places2", n_train=6, n_val=3),
-        "celeba": make_celeba(base / "celeba"),
-        "celeba_hq": make_celeba_hq(base / "celeba_hq"),
+        "places2": fake_data.places2(base / "places2", n_train=6, n_val=3),
+        "celeba": fake_data.celeba(base / "celeba"),
+        "celeba_hq": fake_data.celeba_hq(base / "celeba_hq"),
         "folder": base / "folder",
         "samples": None,
         "shards": shards,
@@ -76,7 +74,7 @@ def test_every_data_config_yields_contract_batches(roots, name):
 
 
 def test_data_configs_document_the_contract_keys():
-    for path in sorted((CONF / "data").glob("*.yaml")):
+    for path in sorted((CONF_DIR / "data").glob("*.yaml")):
         cfg = OmegaConf.load(path)
         for key in ("source", "batch_size", "num_workers", "image_size", "root"):
             assert key in OmegaConf.to_container(cfg), (
@@ -91,9 +89,9 @@ def test_data_configs_document_the_contract_keys():
 @pytest.mark.parametrize(
     "name", ["strokes", "lama_thin", "lama_medium", "lama_thick", "mixed", "nvidia_train", "nvidia_test"]
 )
-def test_every_masks_config_builds(tmp_path, name):
-    make_nvidia(tmp_path / "irregular_mask" / "disocclusion_img_mask", (0.1, 0.3, 0.5))
-    make_nvidia(
+def test_every_masks_config_builds(tmp_path, name, fake_data):
+    fake_data.nvidia(tmp_path / "irregular_mask" / "disocclusion_img_mask", (0.1, 0.3, 0.5))
+    fake_data.nvidia(
         tmp_path / "mask" / "testing_mask_dataset", (0.05, 0.15, 0.25, 0.35, 0.45, 0.55), white_hole=False
     )
     masks = _masks_cfg(name, root=str(tmp_path)) if name.startswith("nvidia") else _masks_cfg(name)
@@ -130,7 +128,7 @@ def test_plain_dicts_are_accepted_and_eval_dataset_is_fixed():
 
 
 def test_samples_defaults_give_dozens_of_steps():
-    dm = build_datamodule(OmegaConf.load(CONF / "data" / "samples.yaml"), _masks_cfg())
+    dm = build_datamodule(OmegaConf.load(CONF_DIR / "data" / "samples.yaml"), _masks_cfg())
     dm.setup("fit")
     assert len(dm.train_dataloader()) >= 24
     keys = {r.key for r in dm.datasets["train"].records} & {r.key for r in dm.datasets["val"].records}

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
+from inpaint.config import CONF_DIR
 from inpaint.data._rng import rng_for
 from inpaint.data.masks.factory import PRESETS, build_mask_provider, build_mask_sampler, to_plain
 from inpaint.data.masks.generators import (
@@ -20,7 +19,7 @@ from inpaint.data.masks.generators import (
 from inpaint.data.masks.ratio import HOLE_RATIO_BINS, hole_ratio_bin
 from inpaint.data.masks.sets import binned_mask
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "masks"
+CONF = CONF_DIR / "masks"
 
 
 def _binary(mask: np.ndarray) -> bool:
