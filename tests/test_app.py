@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from _eval_fixtures import box_hole_mask, make_tiny_checkpoint
 from inpaint import Inpainter
 from inpaint.app import (
     ALPHA_HOLE_THRESHOLD,
@@ -37,8 +36,8 @@ H, W = 37, 53
 
 
 @pytest.fixture(scope="module")
-def inpainter(tmp_path_factory: pytest.TempPathFactory) -> Inpainter:
-    return Inpainter.from_checkpoint(make_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "t.ckpt"))
+def inpainter(tmp_path_factory: pytest.TempPathFactory, tiny) -> Inpainter:
+    return Inpainter.from_checkpoint(tiny.checkpoint(tmp_path_factory.mktemp("ckpt") / "t.ckpt"))
 
 
 @pytest.fixture
@@ -107,8 +106,8 @@ def test_load_photo_decompression_bomb(tmp_path: Path, monkeypatch: pytest.Monke
 # ---------------------------------------------------------------------------------------------------- the mask
 
 
-def test_mask_is_where_a_layer_has_paint(image: np.ndarray) -> None:
-    hole = box_hole_mask(H, W, 0.2, seed=1) > 0
+def test_mask_is_where_a_layer_has_paint(image: np.ndarray, tiny) -> None:
+    hole = tiny.hole_mask(H, W, 0.2, seed=1) > 0
     assert np.array_equal(hole_mask_from_editor(_editor(image, _layer(hole)), (H, W)), hole)
     # The colour does not matter, the alpha does: semi-transparent paint counts, faint eraser residue does not.
     assert np.array_equal(hole_mask_from_editor(_editor(image, _layer(hole, 150, (0, 0, 0))), (H, W)), hole)
@@ -116,9 +115,9 @@ def test_mask_is_where_a_layer_has_paint(image: np.ndarray) -> None:
     assert np.array_equal(hole_mask_from_editor(_editor(image, _layer(hole), residue), (H, W)), hole)
 
 
-def test_mask_is_the_union_of_layers(image: np.ndarray) -> None:
-    a = box_hole_mask(H, W, 0.1, seed=2) > 0
-    b = box_hole_mask(H, W, 0.1, seed=3) > 0
+def test_mask_is_the_union_of_layers(image: np.ndarray, tiny) -> None:
+    a = tiny.hole_mask(H, W, 0.1, seed=2) > 0
+    b = tiny.hole_mask(H, W, 0.1, seed=3) > 0
     assert np.array_equal(hole_mask_from_editor(_editor(image, _layer(a), _layer(b)), (H, W)), a | b)
 
 
@@ -154,8 +153,10 @@ def test_mask_errors(image: np.ndarray, value: object, message: str) -> None:
 # ------------------------------------------------------------------------------------------ methods and output
 
 
-def test_run_methods_fills_only_the_hole_and_times_each(inpainter: Inpainter, image: np.ndarray) -> None:
-    hole = box_hole_mask(H, W, 0.2, seed=4) > 0
+def test_run_methods_fills_only_the_hole_and_times_each(
+    inpainter: Inpainter, image: np.ndarray, tiny
+) -> None:
+    hole = tiny.hole_mask(H, W, 0.2, seed=4) > 0
     seen: list[tuple[float, str]] = []
     results = run_methods(inpainter, image, hole, lambda f, d: seen.append((f, d)))
     assert [r.name for r in results] == list(METHODS)
@@ -169,12 +170,12 @@ def test_run_methods_fills_only_the_hole_and_times_each(inpainter: Inpainter, im
         assert not np.array_equal(r.image[hole], image[hole]), r.name
 
 
-def test_run_methods_times_the_model_call(image: np.ndarray) -> None:
+def test_run_methods_times_the_model_call(image: np.ndarray, tiny) -> None:
     def slow(img: np.ndarray, hole: np.ndarray) -> np.ndarray:
         time.sleep(0.2)
         return img
 
-    results = run_methods(slow, image, box_hole_mask(H, W, 0.2) > 0)
+    results = run_methods(slow, image, tiny.hole_mask(H, W, 0.2) > 0)
     assert 0.2 <= results[0].seconds < 5 and results[1].seconds < 0.2
 
 
@@ -203,11 +204,11 @@ def test_sample_photos_are_the_held_out_ones() -> None:
     assert all(p.is_file() for p in samples.values())
 
 
-def test_resolve_checkpoint(tmp_path: Path) -> None:
+def test_resolve_checkpoint(tmp_path: Path, tiny) -> None:
     assert resolve_checkpoint(None, tmp_path / "outputs") is None
     assert resolve_checkpoint(tmp_path / "x.safetensors", tmp_path) == tmp_path / "x.safetensors"
-    old = make_tiny_checkpoint(tmp_path / "outputs/train/runs/a/checkpoints/last.ckpt")
-    new = make_tiny_checkpoint(tmp_path / "outputs/train/runs/b/checkpoints/last.ckpt")
+    old = tiny.checkpoint(tmp_path / "outputs/train/runs/a/checkpoints/last.ckpt")
+    new = tiny.checkpoint(tmp_path / "outputs/train/runs/b/checkpoints/last.ckpt")
     os.utime(old, (time.time() + 60, time.time() + 60))  # newest by time written, not by name
     assert resolve_checkpoint(None, tmp_path / "outputs") == old
     os.utime(new, (time.time() + 120, time.time() + 120))
@@ -233,12 +234,12 @@ def test_page_without_model_says_how_to_get_one(tmp_path: Path) -> None:
     assert NO_MODEL_HELP in text and "make train" in text
 
 
-def test_export_loads_in_the_page(inpainter: Inpainter, tmp_path: Path, image: np.ndarray) -> None:
+def test_export_loads_in_the_page(inpainter: Inpainter, tmp_path: Path, image: np.ndarray, tiny) -> None:
     from inpaint.app import _load_inpainter
     from inpaint.checkpoint import save_weights
 
     export = save_weights(tmp_path / "w.safetensors", inpainter.model, inpainter.config)
-    hole = box_hole_mask(H, W, 0.2, seed=5) > 0
+    hole = tiny.hole_mask(H, W, 0.2, seed=5) > 0
     loaded = _load_inpainter(export, "cpu")
     assert loaded is not None and np.array_equal(loaded(image, hole), inpainter(image, hole))
 

@@ -19,10 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from benchmarks import app_page as ab
 from PIL import Image
-
-import _app_browser as ab
-from _eval_fixtures import make_tiny_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -51,9 +49,9 @@ def photo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
     return path, arr
 
 
-def _checkpoint(tmp: Path) -> Path:
+def _checkpoint(tiny, tmp: Path) -> Path:
     given = os.environ.get("INPAINT_APP_CKPT")
-    return Path(given).resolve() if given else make_tiny_checkpoint(tmp / "tiny.ckpt", levels=3)
+    return Path(given).resolve() if given else tiny.checkpoint(tmp / "tiny.ckpt", levels=3)
 
 
 def _file_url(base: str, path: str) -> str:
@@ -78,13 +76,13 @@ def _assert_filled(result: np.ndarray, original: np.ndarray, band: slice) -> Non
 
 
 def test_paint_fill_download_in_chromium(
-    browser: tuple[str, str], photo: tuple[Path, np.ndarray], tmp_path: Path
+    browser: tuple[str, str], photo: tuple[Path, np.ndarray], tmp_path: Path, tiny
 ):
     path, original = photo
     garbage = tmp_path / "not a photo.png"
     garbage.write_bytes(os.urandom(3000))
     with (
-        ab.serve_app(_checkpoint(tmp_path), tmp_path) as (url, proc),
+        ab.serve_app(_checkpoint(tiny, tmp_path), tmp_path) as (url, proc),
         ab.chromium(*browser, tmp_path / "downloads") as wd,
     ):
         wd.get(url)

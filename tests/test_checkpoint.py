@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from _eval_fixtures import make_tiny_checkpoint
 from inpaint.checkpoint import (
     CheckpointError,
     UnsafeCheckpointError,
@@ -18,7 +17,6 @@ from inpaint.checkpoint import (
     load_net_state_dict,
     save_weights,
 )
-from inpaint.io import atomic_output
 from inpaint.models import PConvUNet
 
 
@@ -32,9 +30,9 @@ class _CreatesFile:
         return (open, (self.path, "w"))
 
 
-def test_malicious_pickle_payload_is_refused_and_never_runs(tmp_path: Path) -> None:
+def test_malicious_pickle_payload_is_refused_and_never_runs(tmp_path: Path, tiny) -> None:
     ckpt = tmp_path / "evil.ckpt"
-    make_tiny_checkpoint(ckpt)
+    tiny.checkpoint(ckpt)
     data = torch.load(ckpt, weights_only=True)
     marker = tmp_path / "pwned.txt"
     data["hyper_parameters"]["payload"] = _CreatesFile(marker)
@@ -60,8 +58,8 @@ def test_malicious_pickle_payload_is_refused_and_never_runs(tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize("target", ["os.system", "builtins.eval", "inpaint.models.pconv_unet.nn.Module", ""])
-def test_target_outside_allow_list_is_refused(tmp_path: Path, target: str) -> None:
-    ckpt = make_tiny_checkpoint(tmp_path / "t.ckpt")
+def test_target_outside_allow_list_is_refused(tmp_path: Path, target: str, tiny) -> None:
+    ckpt = tiny.checkpoint(tmp_path / "t.ckpt")
     data = torch.load(ckpt, weights_only=True)
     data["hyper_parameters"]["net"]["_target_"] = target
     torch.save(data, ckpt)
@@ -69,8 +67,8 @@ def test_target_outside_allow_list_is_refused(tmp_path: Path, target: str) -> No
         load_model(ckpt)
 
 
-def test_nested_config_is_not_followed(tmp_path: Path) -> None:
-    ckpt = make_tiny_checkpoint(tmp_path / "t.ckpt")
+def test_nested_config_is_not_followed(tmp_path: Path, tiny) -> None:
+    ckpt = tiny.checkpoint(tmp_path / "t.ckpt")
     data = torch.load(ckpt, weights_only=True)
     data["hyper_parameters"]["net"]["levels"] = {"_target_": "os.getpid"}
     torch.save(data, ckpt)
@@ -78,8 +76,8 @@ def test_nested_config_is_not_followed(tmp_path: Path) -> None:
         load_model(ckpt)
 
 
-def test_load_lightning_checkpoint_matches_weights(tmp_path: Path) -> None:
-    ckpt = make_tiny_checkpoint(tmp_path / "t.ckpt", levels=3, seed=3)
+def test_load_lightning_checkpoint_matches_weights(tmp_path: Path, tiny) -> None:
+    ckpt = tiny.checkpoint(tmp_path / "t.ckpt", levels=3, seed=3)
     model, config = load_model(ckpt)
     assert isinstance(model, PConvUNet) and model.levels == 3 and not model.training
     assert config == {"_target_": "inpaint.models.PConvUNet", "levels": 3}
@@ -90,8 +88,8 @@ def test_load_lightning_checkpoint_matches_weights(tmp_path: Path) -> None:
     assert set(load_net_state_dict(ckpt)) == set(model.state_dict())
 
 
-def test_model_prefix_layout_is_accepted(tmp_path: Path) -> None:
-    ckpt = make_tiny_checkpoint(tmp_path / "t.ckpt")
+def test_model_prefix_layout_is_accepted(tmp_path: Path, tiny) -> None:
+    ckpt = tiny.checkpoint(tmp_path / "t.ckpt")
     data = torch.load(ckpt, weights_only=True)
     data["state_dict"] = {k.replace("net.", "model.", 1): v for k, v in data["state_dict"].items()}
     data["hyper_parameters"]["model"] = data["hyper_parameters"].pop("net")
@@ -100,8 +98,8 @@ def test_model_prefix_layout_is_accepted(tmp_path: Path) -> None:
     assert model.levels == 3
 
 
-def test_safetensors_export_round_trip(tmp_path: Path) -> None:
-    model, config = load_model(make_tiny_checkpoint(tmp_path / "t.ckpt", seed=5))
+def test_safetensors_export_round_trip(tmp_path: Path, tiny) -> None:
+    model, config = load_model(tiny.checkpoint(tmp_path / "t.ckpt", seed=5))
     out = save_weights(tmp_path / "w.safetensors", model, config)
     again, config2 = load_model(out)
     assert config2 == config
@@ -129,8 +127,8 @@ def test_errors_name_the_file(tmp_path: Path) -> None:
         load_model(no_config)
 
 
-def test_mismatched_weights_are_reported(tmp_path: Path) -> None:
-    ckpt = make_tiny_checkpoint(tmp_path / "t.ckpt", levels=3)
+def test_mismatched_weights_are_reported(tmp_path: Path, tiny) -> None:
+    ckpt = tiny.checkpoint(tmp_path / "t.ckpt", levels=3)
     data = torch.load(ckpt, weights_only=True)
     data["hyper_parameters"]["net"]["levels"] = 4
     torch.save(data, ckpt)
@@ -141,30 +139,6 @@ def test_mismatched_weights_are_reported(tmp_path: Path) -> None:
 def test_unknown_model_argument(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="no argument"):
         build_model({"_target_": "inpaint.models.PConvUNet", "levels": 3, "bogus": 1})
-
-
-def test_atomic_output_keeps_old_file_on_failure(tmp_path: Path) -> None:
-    target = tmp_path / "out.txt"
-    target.write_text("old")
-    with pytest.raises(RuntimeError), atomic_output(target) as tmp:
-        tmp.write_text("half")
-        raise RuntimeError("writer failed")
-    assert target.read_text() == "old"
-    assert list(tmp_path.iterdir()) == [target]
-    with atomic_output(target) as tmp:
-        tmp.write_text("new")
-    assert target.read_text() == "new" and list(tmp_path.iterdir()) == [target]
-
-
-def test_atomic_output_uses_normal_permissions(tmp_path: Path) -> None:
-    import os
-
-    umask = os.umask(0)
-    os.umask(umask)
-    target = tmp_path / "out.txt"
-    with atomic_output(target) as tmp:
-        tmp.write_text("x")
-    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 class _RunsCommand:
@@ -179,8 +153,8 @@ class _RunsCommand:
 @pytest.mark.parametrize(
     "payload", [_CreatesFile(Path("never-created.txt")), _RunsCommand()], ids=["open", "system"]
 )
-def test_refusal_names_the_global_and_gives_only_our_advice(tmp_path: Path, payload: object) -> None:
-    ckpt = make_tiny_checkpoint(tmp_path / "evil.ckpt")
+def test_refusal_names_the_global_and_gives_only_our_advice(tmp_path: Path, payload: object, tiny) -> None:
+    ckpt = tiny.checkpoint(tmp_path / "evil.ckpt")
     data = torch.load(ckpt, weights_only=True)
     data["hyper_parameters"]["payload"] = payload
     torch.save(data, ckpt)
@@ -202,11 +176,11 @@ def test_empty_file_says_so(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_torch_export_program_is_pointed_to_the_right_loader(tmp_path: Path) -> None:
+def test_torch_export_program_is_pointed_to_the_right_loader(tmp_path: Path, tiny) -> None:
     from inpaint import Inpainter
     from inpaint.export import export_program
 
-    program = export_program(make_tiny_checkpoint(tmp_path / "t.ckpt"), tmp_path / "model.pt2")
+    program = export_program(tiny.checkpoint(tmp_path / "t.ckpt"), tmp_path / "model.pt2")
     for name in ("model.pt2", "renamed.bin"):  # recognised by suffix, and by content
         path = program.rename(tmp_path / name)
         with pytest.raises(CheckpointError) as info:
@@ -214,36 +188,3 @@ def test_torch_export_program_is_pointed_to_the_right_loader(tmp_path: Path) -> 
         msg = str(info.value)
         assert "torch.export.load" in msg and ".safetensors" in msg and "corrupted" not in msg
         program = path
-
-
-def test_remove_stale_temporaries_only_removes_dead_writers(tmp_path: Path) -> None:
-    import os
-    import subprocess
-    import sys
-
-    from inpaint.io import remove_stale_temporaries
-
-    dead = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
-    )
-    dead_pid = int(dead.stdout)
-    stale = tmp_path / f".last.{dead_pid}-0123456789ab.tmp.ckpt"
-    live = tmp_path / f".last.{os.getpid()}-0123456789ab.tmp.ckpt"
-    other = tmp_path / ".hidden.ckpt"
-    for p in (stale, live, other):
-        p.write_bytes(b"x")
-    assert remove_stale_temporaries(tmp_path) == [stale]
-    assert sorted(tmp_path.iterdir()) == sorted([live, other])
-
-
-def test_png_written_atomically_leaves_no_temporary_files(tmp_path: Path) -> None:
-    import numpy as np
-    from PIL import Image
-
-    from inpaint.io import write_png_atomic
-
-    arr = np.random.default_rng(0).integers(0, 255, (5, 7, 3), dtype=np.uint8)
-    path = tmp_path / "sub" / "grid.png"
-    write_png_atomic(path, arr)
-    assert np.array_equal(np.asarray(Image.open(path)), arr)
-    assert [p.name for p in path.parent.iterdir()] == ["grid.png"]

@@ -9,15 +9,14 @@ import pytest
 import torch
 from PIL import Image
 
-from _eval_fixtures import box_hole_mask, make_tiny_checkpoint
 from inpaint import Inpainter
 from inpaint.inference import UnfilledHoleWarning, check_hole_mask, hole_mask_to_valid, pad_to_multiple
 
 
 @pytest.fixture(scope="module")
-def inpainter(tmp_path_factory: pytest.TempPathFactory) -> Inpainter:
+def inpainter(tmp_path_factory: pytest.TempPathFactory, tiny) -> Inpainter:
     return Inpainter.from_checkpoint(
-        make_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "t.ckpt"), device="cpu"
+        tiny.checkpoint(tmp_path_factory.mktemp("ckpt") / "t.ckpt"), device="cpu"
     )
 
 
@@ -29,17 +28,17 @@ def odd_image() -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, (H, W, 3), dtype=np.uint8)
 
 
-def test_odd_size_same_shape_and_known_pixels_bit_identical(inpainter: Inpainter) -> None:
+def test_odd_size_same_shape_and_known_pixels_bit_identical(inpainter: Inpainter, tiny) -> None:
     image = np.random.default_rng(0).integers(0, 256, (301, 457, 3), dtype=np.uint8)
-    hole = box_hole_mask(301, 457, 0.3, seed=1) > 0
+    hole = tiny.hole_mask(301, 457, 0.3, seed=1) > 0
     out = inpainter(image, hole)
     assert out.shape == image.shape and out.dtype == np.uint8
     assert np.array_equal(out[~hole], image[~hole])
     assert not np.array_equal(out[hole], image[hole])
 
 
-def test_small_odd_size(inpainter: Inpainter, odd_image: np.ndarray) -> None:
-    hole = box_hole_mask(H, W, 0.3, seed=1) > 0
+def test_small_odd_size(inpainter: Inpainter, odd_image: np.ndarray, tiny) -> None:
+    hole = tiny.hole_mask(H, W, 0.3, seed=1) > 0
     out = inpainter(odd_image, hole)
     assert out.shape == odd_image.shape and out.dtype == np.uint8
     assert np.array_equal(out[~hole], odd_image[~hole])
@@ -48,8 +47,8 @@ def test_small_odd_size(inpainter: Inpainter, odd_image: np.ndarray) -> None:
 
 
 @pytest.mark.parametrize("kind", ["uint8_255", "uint8_1", "bool", "float", "pil"])
-def test_mask_encodings_agree(inpainter: Inpainter, odd_image: np.ndarray, kind: str) -> None:
-    hole = box_hole_mask(H, W, 0.2, seed=2) > 0
+def test_mask_encodings_agree(inpainter: Inpainter, odd_image: np.ndarray, kind: str, tiny) -> None:
+    hole = tiny.hole_mask(H, W, 0.2, seed=2) > 0
     reference = inpainter(odd_image, hole)
     mask = {
         "uint8_255": hole.astype(np.uint8) * 255,
@@ -61,15 +60,15 @@ def test_mask_encodings_agree(inpainter: Inpainter, odd_image: np.ndarray, kind:
     assert np.array_equal(inpainter(odd_image, mask), reference)
 
 
-def test_pil_in_pil_out(inpainter: Inpainter, odd_image: np.ndarray) -> None:
-    hole = box_hole_mask(H, W, 0.2, seed=3)
+def test_pil_in_pil_out(inpainter: Inpainter, odd_image: np.ndarray, tiny) -> None:
+    hole = tiny.hole_mask(H, W, 0.2, seed=3)
     out = inpainter(Image.fromarray(odd_image), hole)
     assert isinstance(out, Image.Image) and out.size == (W, H) and out.mode == "RGB"
     assert np.array_equal(np.asarray(out), inpainter(odd_image, hole))
 
 
-def test_hole_content_does_not_matter(inpainter: Inpainter, odd_image: np.ndarray) -> None:
-    hole = box_hole_mask(H, W, 0.3, seed=4) > 0
+def test_hole_content_does_not_matter(inpainter: Inpainter, odd_image: np.ndarray, tiny) -> None:
+    hole = tiny.hole_mask(H, W, 0.3, seed=4) > 0
     other = odd_image.copy()
     other[hole] = 0
     assert np.array_equal(inpainter(odd_image, hole), inpainter(other, hole))
@@ -119,12 +118,12 @@ def test_hole_mask_to_valid_polarity() -> None:
     assert hole_mask_to_valid(np.array([[[True], [False]]])).tolist() == [[0, 1]]
 
 
-def test_export_loads_identically(inpainter: Inpainter, odd_image: np.ndarray, tmp_path: Path) -> None:
+def test_export_loads_identically(inpainter: Inpainter, odd_image: np.ndarray, tmp_path: Path, tiny) -> None:
     from inpaint.checkpoint import save_weights
 
     out = save_weights(tmp_path / "w.safetensors", inpainter.model, inpainter.config)
     again = Inpainter.from_checkpoint(out)
-    hole = box_hole_mask(H, W, 0.25, seed=5)
+    hole = tiny.hole_mask(H, W, 0.25, seed=5)
     assert np.array_equal(again(odd_image, hole), inpainter(odd_image, hole))
 
 
@@ -167,11 +166,11 @@ def test_known_pixels_outside_0_1_are_refused(inpainter: Inpainter) -> None:
         inpainter.inpaint_tensor(x, torch.zeros(1, 1, 16, 16))
 
 
-def test_float_pil_image_with_inf_is_refused(inpainter: Inpainter) -> None:
+def test_float_pil_image_with_inf_is_refused(inpainter: Inpainter, tiny) -> None:
     arr = np.full((H, W), 0.5, np.float32)
     arr[2, 3] = np.inf
     with pytest.raises(ValueError, match="NaN or infinite"):
-        inpainter(Image.fromarray(arr, mode="F"), box_hole_mask(H, W, 0.2, seed=1))
+        inpainter(Image.fromarray(arr, mode="F"), tiny.hole_mask(H, W, 0.2, seed=1))
 
 
 # ---------------------------------------------------------------------------------------------- large holes

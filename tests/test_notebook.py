@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from _eval_fixtures import train_tiny_checkpoint
-
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "evaluate.ipynb"
 
 
@@ -20,11 +18,11 @@ def test_notebook_is_committed_without_outputs() -> None:
 
 
 @pytest.mark.slow
-def test_notebook_runs_on_a_trained_checkpoint(tmp_path: Path) -> None:
+def test_notebook_runs_on_a_trained_checkpoint(tmp_path: Path, tiny) -> None:
     import nbformat
     from nbclient import NotebookClient
 
-    ckpt = train_tiny_checkpoint(tmp_path / "train")
+    ckpt = tiny.trained_checkpoint(tmp_path / "train")
     nb = nbformat.read(NOTEBOOK, as_version=4)
     index = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
     out = tmp_path / "eval"
@@ -47,7 +45,7 @@ def test_notebook_runs_on_a_trained_checkpoint(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_notebook_runs_as_jupyter_execute_from_the_project_root(tmp_path: Path) -> None:
+def test_notebook_runs_as_jupyter_execute_from_the_project_root(tmp_path: Path, tiny) -> None:
     """`make train`, then `jupyter execute notebooks/evaluate.ipynb` from the project root, no parameters injected:
     the kernel runs in notebooks/ and must still find the project's outputs/ (here a copy of the project layout)."""
     import os
@@ -63,7 +61,7 @@ def test_notebook_runs_as_jupyter_execute_from_the_project_root(tmp_path: Path) 
     shutil.copy(NOTEBOOK, project / "notebooks" / NOTEBOOK.name)
     run_dir = project / "outputs" / "smoke" / "runs" / "tiny"
     run_dir.parent.mkdir(parents=True)
-    ckpt = train_tiny_checkpoint(run_dir, max_steps=2)
+    ckpt = tiny.trained_checkpoint(run_dir, max_steps=2)
 
     env = {k: v for k, v in os.environ.items() if k != "INPAINT_PROJECT_DIR"}
     jupyter = Path(sys.executable).with_name("jupyter")

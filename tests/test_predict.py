@@ -8,15 +8,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from _eval_fixtures import box_hole_mask, make_tiny_checkpoint
 from inpaint.predict import main
 
 H, W = 45, 61
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.ckpt")
+def ckpt(tmp_path_factory: pytest.TempPathFactory, tiny) -> Path:
+    return tiny.checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.ckpt")
 
 
 def _image(path: Path, seed: int = 0, size: tuple[int, int] = (H, W)) -> np.ndarray:
@@ -25,8 +24,8 @@ def _image(path: Path, seed: int = 0, size: tuple[int, int] = (H, W)) -> np.ndar
     return arr
 
 
-def _mask(path: Path, seed: int = 0, size: tuple[int, int] = (H, W), scale: int = 255) -> np.ndarray:
-    hole = box_hole_mask(*size, 0.2, seed=seed) > 0
+def _mask(tiny, path: Path, seed: int = 0, size: tuple[int, int] = (H, W), scale: int = 255) -> np.ndarray:
+    hole = tiny.hole_mask(*size, 0.2, seed=seed) > 0
     Image.fromarray(hole.astype(np.uint8) * scale).save(path)
     return hole
 
@@ -36,9 +35,9 @@ def _run(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
-def test_single_image(ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_single_image(ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny) -> None:
     img = _image(tmp_path / "a.jpg.png")
-    hole = _mask(tmp_path / "m.png", scale=1)  # a 0/1 mask file
+    hole = _mask(tiny, tmp_path / "m.png", scale=1)  # a 0/1 mask file
     out = tmp_path / "out" / "a_filled.png"
     code, err = _run(capsys, "-c", ckpt, "-i", tmp_path / "a.jpg.png", "-m", tmp_path / "m.png", "-o", out)
     assert code == 0, err
@@ -48,9 +47,9 @@ def test_single_image(ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[
     assert sorted(p.name for p in out.parent.iterdir()) == ["a_filled.png"]  # no temporary files left
 
 
-def test_invert_mask(ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_invert_mask(ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny) -> None:
     img = _image(tmp_path / "a.png")
-    hole = box_hole_mask(H, W, 0.2, seed=3) > 0
+    hole = tiny.hole_mask(H, W, 0.2, seed=3) > 0
     Image.fromarray((~hole).astype(np.uint8) * 255).save(tmp_path / "black_holes.png")
     Image.fromarray(hole.astype(np.uint8) * 255).save(tmp_path / "white_holes.png")
     assert (
@@ -86,12 +85,14 @@ def test_invert_mask(ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert np.array_equal(np.asarray(Image.open(tmp_path / "b.png"))[~hole], img[~hole])
 
 
-def test_folders_matched_by_name(ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_folders_matched_by_name(
+    ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny
+) -> None:
     (tmp_path / "img").mkdir()
     (tmp_path / "msk").mkdir()
     imgs = {name: _image(tmp_path / "img" / f"{name}.jpg", seed=i) for i, name in enumerate(["x", "y"])}
-    _mask(tmp_path / "msk" / "x.png", seed=1)
-    _mask(tmp_path / "msk" / "y_mask001.png", seed=2)  # LaMa-style name
+    _mask(tiny, tmp_path / "msk" / "x.png", seed=1)
+    _mask(tiny, tmp_path / "msk" / "y_mask001.png", seed=2)  # LaMa-style name
     code, err = _run(
         capsys, "-c", ckpt, "-i", tmp_path / "img", "-m", tmp_path / "msk", "-o", tmp_path / "out"
     )
@@ -101,19 +102,19 @@ def test_folders_matched_by_name(ckpt: Path, tmp_path: Path, capsys: pytest.Capt
 
 
 def test_folder_with_bad_pairs_continues_and_fails(
-    ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny
 ) -> None:
     d = tmp_path / "data"
     d.mkdir()
     _image(d / "good.png")
-    _mask(d / "good_mask.png")
+    _mask(tiny, d / "good_mask.png")
     _image(d / "nomask.png")
     _image(d / "small.png")
-    _mask(d / "small_mask.png", size=(H - 1, W))
+    _mask(tiny, d / "small_mask.png", size=(H - 1, W))
     _image(d / "empty.png")
     Image.fromarray(np.zeros((H, W), np.uint8)).save(d / "empty_mask.png")
     (d / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
-    _mask(d / "broken_mask.png")
+    _mask(tiny, d / "broken_mask.png")
     code, err = _run(capsys, "-c", ckpt, "-i", d, "-m", d, "-o", tmp_path / "out")
     assert code == 1
     assert "1 written, 4 failed" in err
@@ -138,11 +139,11 @@ def test_folder_with_bad_pairs_continues_and_fails(
     ],
 )
 def test_single_image_errors(
-    ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str, expected: str
+    ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str, expected: str, tiny
 ) -> None:
     image, mask, checkpoint = tmp_path / "a.png", tmp_path / "m.png", ckpt
     _image(image)
-    _mask(mask)
+    _mask(tiny, mask)
     if case == "missing_image":
         image = tmp_path / "nope.png"
     elif case == "missing_ckpt":
@@ -154,7 +155,7 @@ def test_single_image_errors(
         mask.write_bytes(b"")
         mask.write_text("plain text")
     elif case == "size_mismatch":
-        _mask(mask, size=(H, W + 2))
+        _mask(tiny, mask, size=(H, W + 2))
     elif case == "empty_mask":
         Image.fromarray(np.zeros((H, W), np.uint8)).save(mask)
     elif case == "full_mask":
@@ -168,9 +169,9 @@ def test_single_image_errors(
     assert not out.exists()
 
 
-def test_unknown_output_format(ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_output_format(ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny) -> None:
     _image(tmp_path / "a.png")
-    _mask(tmp_path / "m.png")
+    _mask(tiny, tmp_path / "m.png")
     code, err = _run(
         capsys, "-c", ckpt, "-i", tmp_path / "a.png", "-m", tmp_path / "m.png", "-o", tmp_path / "r.xyz"
     )
@@ -178,10 +179,10 @@ def test_unknown_output_format(ckpt: Path, tmp_path: Path, capsys: pytest.Captur
 
 
 def test_failed_write_leaves_no_partial_file(
-    ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tiny
 ) -> None:
     _image(tmp_path / "a.png")
-    _mask(tmp_path / "m.png")
+    _mask(tiny, tmp_path / "m.png")
     out = tmp_path / "out" / "r.png"
     out.parent.mkdir()
     out.write_bytes(b"previous result")
@@ -202,11 +203,13 @@ def test_failed_write_leaves_no_partial_file(
 # ------------------------------------------------------------------------------------------ existing outputs
 
 
-def test_never_writes_over_its_input(ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_never_writes_over_its_input(
+    ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny
+) -> None:
     photo = tmp_path / "photo.png"
     _image(photo)
     original = photo.read_bytes()
-    _mask(tmp_path / "m.png")
+    _mask(tiny, tmp_path / "m.png")
     code, err = _run(capsys, "-c", ckpt, "-i", photo, "-m", tmp_path / "m.png", "-o", photo)
     assert code == 1 and "photo.png: exists (the input image)" in err and "--overwrite" in err
     assert photo.read_bytes() == original  # was: replaced by the result, exit status 0
@@ -223,15 +226,15 @@ def test_never_writes_over_its_input(ckpt: Path, tmp_path: Path, capsys: pytest.
 
 
 def test_output_folder_equal_to_input_folder(
-    ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny
 ) -> None:
     d = tmp_path / "photos"
     d.mkdir()
     png = _image(d / "a.png")
     before = (d / "a.png").read_bytes()
-    _mask(d / "a_mask.png")
+    _mask(tiny, d / "a_mask.png")
     _image(d / "b.jpg", seed=1)
-    _mask(d / "b_mask.png", seed=1)
+    _mask(tiny, d / "b_mask.png", seed=1)
     code, err = _run(capsys, "-c", ckpt, "-i", d, "-m", d, "-o", d)
     assert code == 1 and "a.png: exists (the input image)" in err and "1 written, 1 failed" in err
     assert (d / "a.png").read_bytes() == before  # the original photo is untouched
@@ -243,13 +246,13 @@ def test_output_folder_equal_to_input_folder(
 
 
 def test_two_images_with_one_output_name_are_reported(
-    ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny
 ) -> None:
     d = tmp_path / "in"
     d.mkdir()
     _image(d / "a.png")
     _image(d / "a.jpg", seed=1)
-    _mask(d / "a_mask.png")
+    _mask(tiny, d / "a_mask.png")
     code, err = _run(capsys, "-c", ckpt, "-i", d, "-m", d, "-o", tmp_path / "out")
     assert code == 1 and "would all be written to" in err and not (tmp_path / "out" / "a.png").exists()
 

@@ -6,15 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from _eval_fixtures import box_hole_mask, sample_photos
 from inpaint.evaluation.baselines import BASELINES, inpaint_opencv_batch
 from inpaint.evaluation.metrics import psnr_per_image
 
 
 @pytest.mark.parametrize("method", sorted(BASELINES))
-def test_fills_holes_and_keeps_known_pixels(method: str) -> None:
-    img = sample_photos(1, 64)[0]
-    hole = box_hole_mask(64, 64, 0.2, seed=0) > 0
+def test_fills_holes_and_keeps_known_pixels(method: str, tiny) -> None:
+    img = tiny.photos(1, 64)[0]
+    hole = tiny.hole_mask(64, 64, 0.2, seed=0) > 0
     out = BASELINES[method](img, hole, 3)
     assert out.shape == img.shape and out.dtype == np.uint8
     assert np.array_equal(out[~hole], img[~hole])

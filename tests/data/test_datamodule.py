@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import pytest
 import torch
 from omegaconf import OmegaConf
 
-from _data_fixtures import make_celeba, make_celeba_hq, make_messy_folder, make_nvidia, make_places2
-from inpaint.config import compose
+from inpaint.config import CONF_DIR, compose
 from inpaint.data import build_datamodule
 from inpaint.data.pack import main as pack_main
 from inpaint.data.sources import DatasetLayoutError
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
 SMALL = {"image_size": 32, "eval_image_size": None, "batch_size": 4, "num_workers": 0, "drop_last": False}
 
 
@@ -45,16 +42,16 @@ def _check_batch(batch, size=32):
 
 
 @pytest.fixture(scope="module")
-def roots(tmp_path_factory):
+def roots(tmp_path_factory, fake_data):
     base = tmp_path_factory.mktemp("roots")
     shards = base / "shards"
     pack_main(["--source", "samples", "--split", "train", "--out", str(shards), "--max-count", "3"])
     pack_main(["--source", "samples", "--split", "val", "--out", str(shards)])
-    make_messy_folder(base / "folder")
+    fake_data.messy_folder(base / "folder")
     return {
-        "places2": make_places2(base / "places2", n_train=6, n_val=3),
-        "celeba": make_celeba(base / "celeba"),
-        "celeba_hq": make_celeba_hq(base / "celeba_hq"),
+        "places2": fake_data.places2(base / "places2", n_train=6, n_val=3),
+        "celeba": fake_data.celeba(base / "celeba"),
+        "celeba_hq": fake_data.celeba_hq(base / "celeba_hq"),
         "folder": base / "folder",
         "samples": None,
         "shards": shards,
@@ -79,9 +76,9 @@ def test_every_data_config_yields_contract_batches(roots, name):
 def test_data_configs_document_the_contract_keys():
     """Every source composes to the contract keys; every key is documented where it is first set (base.yaml for the
     shared ones), and a source file may restate a base key without repeating its comment."""
-    base = (CONF / "data" / "base.yaml").read_text()
+    base = (CONF_DIR / "data" / "base.yaml").read_text()
     documented = {line.split(":")[0] for line in base.splitlines() if line and line[0] != " " and "#" in line}
-    for path in sorted((CONF / "data").glob("*.yaml")):
+    for path in sorted((CONF_DIR / "data").glob("*.yaml")):
         if path.stem == "base":
             continue
         cfg = compose("train", [f"data={path.stem}"]).data
@@ -100,9 +97,9 @@ def test_data_configs_document_the_contract_keys():
 @pytest.mark.parametrize(
     "name", ["strokes", "lama_thin", "lama_medium", "lama_thick", "mixed", "nvidia_train", "nvidia_test"]
 )
-def test_every_masks_config_builds(tmp_path, name):
-    make_nvidia(tmp_path / "irregular_mask" / "disocclusion_img_mask", (0.1, 0.3, 0.5))
-    make_nvidia(
+def test_every_masks_config_builds(tmp_path, name, fake_data):
+    fake_data.nvidia(tmp_path / "irregular_mask" / "disocclusion_img_mask", (0.1, 0.3, 0.5))
+    fake_data.nvidia(
         tmp_path / "mask" / "testing_mask_dataset", (0.05, 0.15, 0.25, 0.35, 0.45, 0.55), white_hole=False
     )
     masks = _masks_cfg(name, root=str(tmp_path)) if name.startswith("nvidia") else _masks_cfg(name)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from _data_fixtures import make_nvidia
 from inpaint.data._rng import rng_for
 from inpaint.data.masks.generators import mask_hole_ratio
 from inpaint.data.masks.nvidia import (
@@ -22,10 +21,10 @@ TEST_RATIOS = tuple(r for r in (0.05, 0.15, 0.25, 0.35, 0.45, 0.55) for _ in ran
 
 
 @pytest.fixture(scope="module")
-def test_masks(tmp_path_factory):
+def test_masks(tmp_path_factory, fake_data):
     root = tmp_path_factory.mktemp("nv")
-    make_nvidia(root / "white" / "mask" / "testing_mask_dataset", TEST_RATIOS, white_hole=True)
-    make_nvidia(root / "black", TEST_RATIOS, white_hole=False)
+    fake_data.nvidia(root / "white" / "mask" / "testing_mask_dataset", TEST_RATIOS, white_hole=True)
+    fake_data.nvidia(root / "black", TEST_RATIOS, white_hole=False)
     return root
 
 
@@ -76,8 +75,10 @@ def test_bad_bins_and_layout_errors(test_masks, tmp_path):
         load_nvidia_test_masks(tmp_path / "empty")
 
 
-def test_training_masks_augmented_binary_and_deterministic(tmp_path):
-    root = make_nvidia(tmp_path / "irregular_mask" / "disocclusion_img_mask", (0.1, 0.2, 0.3, 0.8), size=96)
+def test_training_masks_augmented_binary_and_deterministic(tmp_path, fake_data):
+    root = fake_data.nvidia(
+        tmp_path / "irregular_mask" / "disocclusion_img_mask", (0.1, 0.2, 0.3, 0.8), size=96
+    )
     masks = NvidiaTrainMasks(tmp_path, polarity="white_hole")
     assert len(masks) == 4 and masks.folder == root
     outs = [masks.sample(rng_for(0, i), 40, 56) for i in range(12)]
@@ -87,8 +88,8 @@ def test_training_masks_augmented_binary_and_deterministic(tmp_path):
     assert len({m.tobytes() for m in outs}) == len(outs)  # augmentation makes every draw different
 
 
-def test_training_dilation_only_grows_holes(tmp_path):
-    make_nvidia(tmp_path, (0.2,), size=64)
+def test_training_dilation_only_grows_holes(tmp_path, fake_data):
+    fake_data.nvidia(tmp_path, (0.2,), size=64)
     plain = NvidiaTrainMasks(
         tmp_path, polarity="white_hole", dilation=(1, 1), rotation=0, scale=(1, 1), flip=False
     )
@@ -100,20 +101,20 @@ def test_training_dilation_only_grows_holes(tmp_path):
     assert np.all(b <= a)  # every hole of the raw mask is still a hole
 
 
-def test_training_masks_hole_ratio_range(tmp_path):
-    make_nvidia(tmp_path, (0.05, 0.25, 0.45), size=64)
+def test_training_masks_hole_ratio_range(tmp_path, fake_data):
+    fake_data.nvidia(tmp_path, (0.05, 0.25, 0.45), size=64)
     masks = NvidiaTrainMasks(tmp_path, polarity="white_hole").with_hole_ratio_range(0.2, 0.5)
     for i in range(10):
         assert 0.2 < mask_hole_ratio(masks.sample(rng_for(5, i), 64, 64)) <= 0.5
 
 
-def test_bin_ordered_release_covers_every_bin_in_any_prefix(tmp_path):
+def test_bin_ordered_release_covers_every_bin_in_any_prefix(tmp_path, fake_data):
     """NVIDIA's release is stored bin by bin; 12 evaluated images must still see all six bins."""
     from inpaint.data.masks.factory import build_mask_provider
     from inpaint.data.masks.sets import write_eval_mask_set
 
     ratios = tuple(r for r in (0.05, 0.15, 0.25, 0.35, 0.45, 0.55) for _ in range(4))  # 24 files, bin order
-    make_nvidia(tmp_path / "nv", ratios)
+    fake_data.nvidia(tmp_path / "nv", ratios)
     provider = build_mask_provider(
         {"name": "nv", "train": "mixed", "eval": {"type": "nvidia_test", "root": str(tmp_path / "nv")}}, "val"
     )

@@ -9,7 +9,6 @@ import tarfile
 import pytest
 import torch
 
-from _data_fixtures import make_messy_folder, make_places2, write_jpeg
 from inpaint.data.datamodule import InpaintDataLoader
 from inpaint.data.datasets import DecodePolicy
 from inpaint.data.masks.factory import build_mask_provider
@@ -34,9 +33,9 @@ def _stream(urls, split="train", **kw):
 
 
 @pytest.fixture(scope="module")
-def packed(tmp_path_factory):
+def packed(tmp_path_factory, fake_data):
     """12 Places2 images packed 3 per shard (4 shards) with the pack command."""
-    root = make_places2(tmp_path_factory.mktemp("places"), n_train=12, n_val=2, size=24)
+    root = fake_data.places2(tmp_path_factory.mktemp("places"), n_train=12, n_val=2, size=24)
     out = tmp_path_factory.mktemp("shards")
     argv = [
         "--source",
@@ -109,8 +108,8 @@ def test_eval_stream_masks_fixed_and_independent_of_the_split(packed):
     assert all(torch.equal(half[k], whole[k]) for k in half)
 
 
-def test_ddp_equalize_cuts_uneven_ranks(tmp_path):
-    root = make_places2(tmp_path / "p", n_train=10, n_val=1, size=24)
+def test_ddp_equalize_cuts_uneven_ranks(tmp_path, fake_data):
+    root = fake_data.places2(tmp_path / "p", n_train=10, n_val=1, size=24)
     pack_main(["--source", "places2", "--root", str(root), "--out", str(tmp_path / "s"), "--max-count", "3"])
     urls = expand_shard_urls("train-*.tar", tmp_path / "s")  # shards of 3, 3, 3, 1
     lengths = [len(_stream(urls, rank=r, world_size=2)) for r in (0, 1)]
@@ -126,8 +125,8 @@ def test_fixed_epoch_length_cycles(packed):
     assert len(ds) == 30 and len(list(ds)) == 30
 
 
-def test_unreadable_samples_skipped_and_counted(tmp_path):
-    make_messy_folder(tmp_path / "img")
+def test_unreadable_samples_skipped_and_counted(tmp_path, fake_data):
+    fake_data.messy_folder(tmp_path / "img")
     summary = write_shards(folder_records(tmp_path / "img"), tmp_path / "s", prefix="val", verify=False)
     assert summary.written == 12 and summary.skipped == 0
     ds = _stream(expand_shard_urls("val-*.tar", tmp_path / "s"), split="val")
@@ -142,8 +141,8 @@ def test_shard_keys_are_webdataset_safe():
     assert shard_key("000001.jpg") == "000001"
 
 
-def test_existing_shards_need_overwrite(packed, tmp_path, capsys):
-    root = make_places2(tmp_path / "p", n_train=2, n_val=1, size=24)
+def test_existing_shards_need_overwrite(packed, tmp_path, capsys, fake_data):
+    root = fake_data.places2(tmp_path / "p", n_train=2, n_val=1, size=24)
     out = tmp_path / "s"
     pack_main(["--source", "places2", "--root", str(root), "--out", str(out)])
     assert pack_main(["--source", "places2", "--root", str(root), "--out", str(out)]) == 1
@@ -188,12 +187,12 @@ def _shard_keys(out, prefix):
     return keys
 
 
-def test_pack_folder_splits_like_the_folder_source_without_overlap(tmp_path):
+def test_pack_folder_splits_like_the_folder_source_without_overlap(tmp_path, fake_data):
     from inpaint.data.sources import build_records
 
     root = tmp_path / "imgs"
     for i in range(40):
-        write_jpeg(root / f"img{i:02d}.jpg", 16, 16, seed=i)
+        fake_data.jpeg(root / f"img{i:02d}.jpg", 16, 16, seed=i)
     out = tmp_path / "s"
     for split in ("train", "val"):
         assert (
@@ -206,13 +205,13 @@ def test_pack_folder_splits_like_the_folder_source_without_overlap(tmp_path):
     assert val == {shard_key(r.key) for r in build_records(cfg, "val")}
 
 
-def test_pack_impossible_val_split_is_one_line(tmp_path, capsys):
+def test_pack_impossible_val_split_is_one_line(tmp_path, capsys, fake_data):
     from inpaint.data._rng import stable_hash
 
     root = tmp_path / "imgs"
     names = [n for n in (f"img{i}.jpg" for i in range(20)) if stable_hash(n) % 10_000 >= 500][:3]  # all train
     for i, name in enumerate(names):
-        write_jpeg(root / name, 16, 16, seed=i)
+        fake_data.jpeg(root / name, 16, 16, seed=i)
     argv = ["--source", "folder", "--root", str(root), "--split", "val", "--out", str(tmp_path / "s")]
     assert pack_main(argv) == 1
     err = capsys.readouterr().err
@@ -223,10 +222,10 @@ def test_pack_impossible_val_split_is_one_line(tmp_path, capsys):
     assert "smallest that holds out one is" in err and "Traceback" not in err
 
 
-def test_pack_refuses_a_val_fraction_that_would_overlap_train(tmp_path, capsys):
+def test_pack_refuses_a_val_fraction_that_would_overlap_train(tmp_path, capsys, fake_data):
     root = tmp_path / "imgs"
     for i in range(12):
-        write_jpeg(root / f"img{i:02d}.jpg", 16, 16, seed=i)
+        fake_data.jpeg(root / f"img{i:02d}.jpg", 16, 16, seed=i)
     out = tmp_path / "s"
     base = ["--source", "folder", "--root", str(root), "--out", str(out)]
     assert pack_main([*base, "--split", "train"]) == 0  # default 0.05: all 12 images happen to be train

@@ -1,8 +1,8 @@
 """Drive the inpainting page (``python -m inpaint.app``) in headless Chromium with Selenium.
 
-Shared by ``tests/test_app_browser.py`` and by the click-to-fill measurement::
+Shared by ``tests/test_app_browser.py`` and by the click-to-fill measurement (run from the repository root)::
 
-    .venv/bin/python tests/_app_browser.py --ckpt outputs/train/runs/<run>/checkpoints/last.ckpt --size 512 --runs 5
+    .venv/bin/python -m benchmarks.app_page --ckpt outputs/train/runs/<run>/checkpoints/last.ckpt --size 512 --runs 5
 
 which starts the page on a free port, uploads a ``size`` x ``size`` photo, paints a stroke and prints the seconds from
 the click on "Fill the hole" to the PConv result being shown, for each run and their median.

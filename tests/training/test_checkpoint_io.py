@@ -13,21 +13,22 @@ from pathlib import Path
 import hydra
 import pytest
 import torch
+from omegaconf import OmegaConf
 
-from _train_helpers import TINY, compose_train
 from inpaint.training.checkpoint_io import AtomicCheckpointIO
 
-# The child composes the project's trainer config (so the test follows what `python -m inpaint.train` uses), saves a
-# small good checkpoint, then a large one through a writer slowed to ~1 MB per 10 ms; the parent kills it mid-write.
+# The child builds the trainer from the project's trainer config (composed by the parent, so the test follows what
+# `python -m inpaint.train` uses), saves a small good checkpoint, then a large one through a writer slowed to ~1 MB
+# per 10 ms; the parent kills it mid-write.
 CHILD = textwrap.dedent(
     """
     import builtins, sys, time
     import hydra, torch
-    from _train_helpers import TINY, compose_train
+    from omegaconf import OmegaConf
 
-    target, out_dir = sys.argv[1], sys.argv[2]
-    cfg = compose_train(["+experiment=smoke", *TINY], out_dir)
-    trainer = hydra.utils.instantiate(cfg.trainer, logger=False, callbacks=[], enable_progress_bar=False)
+    target, trainer_yaml = sys.argv[1], sys.argv[2]
+    cfg = OmegaConf.load(trainer_yaml)
+    trainer = hydra.utils.instantiate(cfg, logger=False, callbacks=[], enable_progress_bar=False)
     io = trainer.strategy.checkpoint_io
     io.save_checkpoint({"state_dict": {"w": torch.ones(1000)}, "tag": "good"}, target)
 
@@ -70,25 +71,23 @@ CHILD = textwrap.dedent(
 )
 
 
-def test_trainer_config_writes_checkpoints_atomically(tmp_path: Path) -> None:
+def test_trainer_config_writes_checkpoints_atomically(train_config, tmp_path: Path) -> None:
     for trainer in ("cpu", "ddp_cpu"):
-        cfg = compose_train(["+experiment=smoke", *TINY, f"trainer={trainer}"], tmp_path)
+        cfg = train_config.compose(["+experiment=smoke", *train_config.TINY, f"trainer={trainer}"], tmp_path)
         built = hydra.utils.instantiate(cfg.trainer, logger=False, callbacks=[], enable_progress_bar=False)
         assert isinstance(built.strategy.checkpoint_io, AtomicCheckpointIO), trainer
 
 
-def test_kill_mid_save_keeps_the_previous_checkpoint(tmp_path: Path) -> None:
+def test_kill_mid_save_keeps_the_previous_checkpoint(train_config, tmp_path: Path) -> None:
     ckpt_dir, tmpdir = tmp_path / "run" / "checkpoints", tmp_path / "tmpdir"
     tmpdir.mkdir()
     target = ckpt_dir / "last.ckpt"
-    tests_dir = str(Path(__file__).resolve().parent)
-    env = {
-        **os.environ,
-        "TMPDIR": str(tmpdir),
-        "PYTHONPATH": tests_dir + os.pathsep + os.environ.get("PYTHONPATH", ""),
-    }
+    cfg = train_config.compose(["+experiment=smoke", *train_config.TINY], tmp_path / "run")
+    trainer_yaml = tmp_path / "trainer.yaml"
+    OmegaConf.save(cfg.trainer, trainer_yaml, resolve=True)
+    env = {**os.environ, "TMPDIR": str(tmpdir)}
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(target), str(tmp_path / "run")],
+        [sys.executable, "-c", CHILD, str(target), str(trainer_yaml)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from _data_fixtures import make_celeba, make_celeba_hq, make_places2, write_jpeg
 from inpaint.data.sources import (
     DatasetLayoutError,
     build_records,
@@ -17,16 +16,16 @@ from inpaint.data.sources import (
 )
 
 
-def test_places2_standard_layout(tmp_path):
-    make_places2(tmp_path, n_train=4, n_val=3)
+def test_places2_standard_layout(tmp_path, fake_data):
+    fake_data.places2(tmp_path, n_train=4, n_val=3)
     train = places2_records(tmp_path, "train")
     assert [r.key for r in train][:2] == ["a/airfield/00000001.jpg", "b/bakery/shop/00000002.jpg"]
     assert all(r.path.startswith(str(tmp_path / "data_256")) for r in train)
     assert len(places2_records(tmp_path, "val")) == 3 and len(places2_records(tmp_path, "test")) == 3
 
 
-def test_places2_challenge_large_and_torchvision_names(tmp_path):
-    make_places2(tmp_path, n_train=2, n_val=1, large=True)
+def test_places2_challenge_large_and_torchvision_names(tmp_path, fake_data):
+    fake_data.places2(tmp_path, n_train=2, n_val=1, large=True)
     (tmp_path / "data_large").rename(tmp_path / "data_large_challenge")
     (tmp_path / "places365_train_standard.txt").rename(tmp_path / "places365_train_challenge.txt")
     recs = places2_records(tmp_path, "train", variant="challenge", resolution="large")
@@ -36,20 +35,20 @@ def test_places2_challenge_large_and_torchvision_names(tmp_path):
         places2_records(tmp_path, "train")  # standard list absent
 
 
-def test_places2_lists_in_devkit_folder(tmp_path):
-    make_places2(tmp_path, n_train=2, n_val=1)
+def test_places2_lists_in_devkit_folder(tmp_path, fake_data):
+    fake_data.places2(tmp_path, n_train=2, n_val=1)
     (tmp_path / "filelist_places365-standard").mkdir()
     (tmp_path / "places365_val.txt").rename(tmp_path / "filelist_places365-standard" / "places365_val.txt")
     assert len(places2_records(tmp_path, "val")) == 1
 
 
-def test_places2_errors_name_the_expected_files(tmp_path):
+def test_places2_errors_name_the_expected_files(tmp_path, fake_data):
     with pytest.raises(DatasetLayoutError, match=r"does not exist.*places365_train_standard\.txt"):
         places2_records(tmp_path / "missing", "train")
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetLayoutError, match=r"places365_val\.txt.*val_256"):
         places2_records(tmp_path / "empty", "val")
-    make_places2(tmp_path / "p", n_train=2, n_val=1)
+    fake_data.places2(tmp_path / "p", n_train=2, n_val=1)
     for f in (tmp_path / "p" / "val_256").iterdir():
         f.unlink()
     with pytest.raises(DatasetLayoutError, match="listed images are missing"):
@@ -58,8 +57,8 @@ def test_places2_errors_name_the_expected_files(tmp_path):
         places2_records("???", "train")
 
 
-def test_celeba_partitions_txt_and_csv(tmp_path):
-    make_celeba(tmp_path, partitions=(0, 0, 0, 1, 1, 2))
+def test_celeba_partitions_txt_and_csv(tmp_path, fake_data):
+    fake_data.celeba(tmp_path, partitions=(0, 0, 0, 1, 1, 2))
     assert [len(celeba_records(tmp_path, s)) for s in ("train", "val", "test")] == [3, 2, 1]
     assert celeba_records(tmp_path, "val")[0].key == "000004.jpg"
     lines = (tmp_path / "list_eval_partition.txt").read_text().split()
@@ -72,19 +71,19 @@ def test_celeba_partitions_txt_and_csv(tmp_path):
         celeba_records(tmp_path, "train")
 
 
-def test_celeba_hq_lists_with_names_and_bare_stems(tmp_path):
-    make_celeba_hq(tmp_path / "a", n=6, n_val=2)
+def test_celeba_hq_lists_with_names_and_bare_stems(tmp_path, fake_data):
+    fake_data.celeba_hq(tmp_path / "a", n=6, n_val=2)
     assert len(celeba_hq_records(tmp_path / "a", "train")) == 4
-    make_celeba_hq(tmp_path / "b", n=5, n_val=1, bare_names=True)
+    fake_data.celeba_hq(tmp_path / "b", n=5, n_val=1, bare_names=True)
     val = celeba_hq_records(tmp_path / "b", "val")
     assert len(val) == 1 and val[0].path.endswith("data256x256/4.jpg")
     with pytest.raises(DatasetLayoutError, match="test.txt"):
         celeba_hq_records(tmp_path / "a", "test")
 
 
-def test_folder_recursive_sorted_and_file_list(tmp_path):
+def test_folder_recursive_sorted_and_file_list(tmp_path, fake_data):
     for name in ("b/2.png", "a/1.jpg", "c.JPEG", "a/deeper/3.webp"):
-        write_jpeg(tmp_path / name, 8, 8) if not name.endswith((".png", ".webp")) else _write_png(
+        fake_data.jpeg(tmp_path / name, 8, 8) if not name.endswith((".png", ".webp")) else _write_png(
             tmp_path / name
         )
     (tmp_path / "readme.txt").write_text("x")
@@ -135,9 +134,9 @@ def test_samples_are_the_bundled_photos_with_a_held_out_set():
         sample_records("val", val_images=["lena.png"])
 
 
-def test_holdout_slice_of_train_is_disjoint_and_excluded_from_train(tmp_path):
+def test_holdout_slice_of_train_is_disjoint_and_excluded_from_train(tmp_path, fake_data):
     """Places2 / CelebA-HQ select checkpoints on a slice of train, so their official val set stays a clean test."""
-    root = make_places2(tmp_path, n_train=40, n_val=3)
+    root = fake_data.places2(tmp_path, n_train=40, n_val=3)
     cfg = {"source": "places2", "root": str(root), "holdout_fraction": 0.25}
     train, holdout, test = (build_records(cfg, s) for s in ("train", "holdout", "val"))
     assert holdout and {r.key for r in train}.isdisjoint({r.key for r in holdout})
@@ -157,8 +156,8 @@ def test_folder_val_and_test_slices_are_disjoint(tmp_path):
     assert sum(map(len, keys)) == 60 and val and test
 
 
-def test_build_records_dispatch(tmp_path):
-    make_celeba(tmp_path)
+def test_build_records_dispatch(tmp_path, fake_data):
+    fake_data.celeba(tmp_path)
     assert len(build_records({"source": "celeba", "root": str(tmp_path)}, "test")) == 1
     with pytest.raises(ValueError, match="unknown data source"):
         build_records({"source": "imagenet"}, "train")

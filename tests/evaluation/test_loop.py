@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-from _eval_fixtures import batches_for, make_tiny_checkpoint, sample_photos
 from inpaint import Inpainter
 from inpaint.data.masks.ratio import BIN_NAMES
 from inpaint.evaluate import EvaluationReport, evaluate, plot_metrics_per_bin
@@ -22,13 +21,13 @@ RATIOS = [0.05, 0.15, 0.25, 0.35, 0.45, 0.55]
 
 
 @pytest.fixture(scope="module")
-def inpainter(tmp_path_factory: pytest.TempPathFactory) -> Inpainter:
-    return Inpainter.from_checkpoint(make_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "t.ckpt"))
+def inpainter(tmp_path_factory: pytest.TempPathFactory, tiny) -> Inpainter:
+    return Inpainter.from_checkpoint(tiny.checkpoint(tmp_path_factory.mktemp("ckpt") / "t.ckpt"))
 
 
 @pytest.fixture(scope="module")
-def batches() -> list[tuple[torch.Tensor, torch.Tensor]]:
-    return batches_for(sample_photos(6, 64), RATIOS, batch_size=4)
+def batches(tiny) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    return tiny.batches(tiny.photos(6, 64), RATIOS, batch_size=4)
 
 
 @pytest.fixture(scope="module")
@@ -158,10 +157,10 @@ def test_markdown_bolds_the_best(report: EvaluationReport) -> None:
     assert f"**{best_psnr:.2f}**" in md
 
 
-def test_dataset_input_is_batched(inpainter: Inpainter) -> None:
+def test_dataset_input_is_batched(inpainter: Inpainter, tiny) -> None:
     class Samples(torch.utils.data.Dataset):
         def __init__(self) -> None:
-            self.batches = batches_for(sample_photos(3, 32), RATIOS, batch_size=1)
+            self.batches = tiny.batches(tiny.photos(3, 32), RATIOS, batch_size=1)
 
         def __len__(self) -> int:
             return len(self.batches)
@@ -255,10 +254,10 @@ def test_report_shows_the_colour_bias_and_the_split_caveat(report: EvaluationRep
     assert report.to_markdown().startswith("Note on the images: these are the validation images.")
 
 
-def test_hydra_app_on_sample_photos(tmp_path: Path) -> None:
+def test_hydra_app_on_sample_photos(tmp_path: Path, tiny) -> None:
     from inpaint.evaluate import load_config, run
 
-    ckpt = make_tiny_checkpoint(tmp_path / "t.ckpt")
+    ckpt = tiny.checkpoint(tmp_path / "t.ckpt")
     cfg = load_config(
         [
             f"ckpt_path={ckpt}",
@@ -298,7 +297,7 @@ def test_cli_missing_checkpoint_is_one_clear_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("mask_source", ["mask_set", "nvidia_test"])
-def test_hydra_app_with_fixed_mask_files(tmp_path: Path, mask_source: str) -> None:
+def test_hydra_app_with_fixed_mask_files(tmp_path: Path, mask_source: str, tiny) -> None:
     """The two file-based mask sources of the data package: the generated fixed evaluation set, and NVIDIA's test
     masks (here a stand-in folder of 64x64 PNGs, white = hole, one per bin)."""
     from PIL import Image
@@ -319,7 +318,7 @@ def test_hydra_app_with_fixed_mask_files(tmp_path: Path, mask_source: str) -> No
         overrides = ["masks=nvidia_test", f"masks.root={masks}"]
     cfg = load_config(
         [
-            f"ckpt_path={make_tiny_checkpoint(tmp_path / 't.ckpt')}",
+            f"ckpt_path={tiny.checkpoint(tmp_path / 't.ckpt')}",
             f"output_dir={tmp_path / 'out'}",
             "progress=false",
             "device=cpu",
@@ -360,7 +359,7 @@ def test_find_latest_checkpoint(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_cli_unwritable_output_dir_is_one_clear_line(tmp_path: Path) -> None:
+def test_cli_unwritable_output_dir_is_one_clear_line(tmp_path: Path, tiny) -> None:
     import subprocess
     import sys
 
@@ -373,7 +372,7 @@ def test_cli_unwritable_output_dir_is_one_clear_line(tmp_path: Path) -> None:
             sys.executable,
             "-m",
             "inpaint.evaluate",
-            f"ckpt_path={make_tiny_checkpoint(tmp_path / 't.ckpt')}",
+            f"ckpt_path={tiny.checkpoint(tmp_path / 't.ckpt')}",
             f"output_dir={out}",
             f"hydra.run.dir={tmp_path / 'run'}",
         ],
@@ -397,7 +396,9 @@ def test_run_checks_the_output_dir_before_evaluating(tmp_path: Path, monkeypatch
         ev.run(cfg)
 
 
-def test_project_root_is_found_from_a_subdirectory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_project_root_is_found_from_a_subdirectory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny
+) -> None:
     from inpaint.evaluate import find_latest_checkpoint, project_root
 
     project = tmp_path / "proj"
@@ -407,7 +408,7 @@ def test_project_root_is_found_from_a_subdirectory(tmp_path: Path, monkeypatch: 
     monkeypatch.delenv("INPAINT_PROJECT_DIR", raising=False)
     monkeypatch.chdir(project / "notebooks")  # where a notebook's kernel runs
     assert project_root() == project.resolve()
-    ckpt = make_tiny_checkpoint(project / "outputs" / "train" / "runs" / "a" / "checkpoints" / "last.ckpt")
+    ckpt = tiny.checkpoint(project / "outputs" / "train" / "runs" / "a" / "checkpoints" / "last.ckpt")
     assert find_latest_checkpoint().samefile(ckpt)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

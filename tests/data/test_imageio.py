@@ -6,13 +6,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from _data_fixtures import make_messy_folder, photo
 from inpaint.data.imageio import ImageDecodeError, is_image_file, load_rgb, read_binary_image
 
 
 @pytest.fixture(scope="module")
-def messy(tmp_path_factory):
-    return make_messy_folder(tmp_path_factory.mktemp("messy"))
+def messy(tmp_path_factory, fake_data):
+    return fake_data.messy_folder(tmp_path_factory.mktemp("messy"))
 
 
 @pytest.mark.parametrize("kind", ["good1", "cmyk", "gray16", "rgb16", "palette", "rgba", "gray", "tiny"])
@@ -21,13 +20,13 @@ def test_converts_to_rgb_uint8(messy, kind):
     assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
 
 
-def test_sixteen_bit_is_scaled_not_clipped(messy):
+def test_sixteen_bit_is_scaled_not_clipped(messy, fake_data):
     # The fixtures wrote 8-bit values v as v * 257; decoding must give v back exactly (not 255 everywhere).
     gray = load_rgb(messy["gray16"])
-    assert np.array_equal(gray[:, :, 0], photo(40, 40, 4)[:, :, 0])
+    assert np.array_equal(gray[:, :, 0], fake_data.photo(40, 40, 4)[:, :, 0])
     assert np.array_equal(gray[:, :, 0], gray[:, :, 2])
     rgb = load_rgb(messy["rgb16"])
-    assert np.array_equal(rgb, photo(40, 40, 5)[:, :, ::-1])  # written with OpenCV, i.e. as BGR
+    assert np.array_equal(rgb, fake_data.photo(40, 40, 5)[:, :, ::-1])  # written with OpenCV, i.e. as BGR
 
 
 @pytest.mark.parametrize("kind", ["corrupt", "zero", "truncated"])

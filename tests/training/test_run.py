@@ -14,8 +14,7 @@ import pytest
 import torch
 import yaml
 
-from _data_fixtures import make_celeba, make_celeba_hq, make_nvidia, make_places2
-from _train_helpers import CONF_DIR, TINY, compose_train, run_cli
+from inpaint.config import CONF_DIR
 from inpaint.training import train
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
@@ -50,13 +49,13 @@ def test_experiment_is_not_in_the_primary_defaults():
 
 
 @pytest.mark.parametrize("experiment", [e for e in EXPERIMENTS])
-def test_every_experiment_composes(experiment, tmp_path):
+def test_every_experiment_composes(experiment, tmp_path, train_config):
     overrides = [f"+experiment={experiment}", "data.root=/nonexistent"]
     if "paper" in experiment:
         overrides.append("masks.root=/nonexistent")
     if experiment.endswith("_finetune"):
         overrides.append("model.init_from=/some/phase1.ckpt")
-    cfg = compose_train(overrides, tmp_path)
+    cfg = train_config.compose(overrides, tmp_path)
     assert cfg.task_name == experiment
     assert cfg.trainer._target_ == "pytorch_lightning.Trainer"
     assert cfg.data.image_size % 2**cfg.model.net.levels == 0
@@ -68,44 +67,48 @@ def test_every_experiment_composes(experiment, tmp_path):
         assert cfg.loss.weights.hole == 6.0 and cfg.loss.weights.style_out == 120.0
 
 
+# The fake dataset of each experiment (without _finetune): a fake_data builder and its arguments.
 FAKE_DATASETS = {
-    "places2": lambda root: make_places2(root, n_train=40),
-    "places2_paper": lambda root: make_places2(root, n_train=40, size=72, large=True),
-    "celeba": make_celeba,
-    "celeba_hq": lambda root: make_celeba_hq(root, n=40),
+    "places2": ("places2", {"n_train": 40}),
+    "places2_paper": ("places2", {"n_train": 40, "size": 72, "large": True}),
+    "celeba": ("celeba", {}),
+    "celeba_hq": ("celeba_hq", {"n": 40}),
 }
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_every_experiment_runs_fast_dev_run(experiment, tmp_path):
+def test_every_experiment_runs_fast_dev_run(experiment, tmp_path, train_config, fake_data):
     """Each experiment, as configured, on a tiny fake dataset in its real on-disk layout."""
-    overrides = [f"+experiment={experiment}", *TINY, "trainer.fast_dev_run=true"]
+    overrides = [f"+experiment={experiment}", *train_config.TINY, "trainer.fast_dev_run=true"]
     base = experiment.removesuffix("_finetune")
     if base in FAKE_DATASETS:
-        root = FAKE_DATASETS[base](tmp_path / "data")
+        builder, kwargs = FAKE_DATASETS[base]
+        root = getattr(fake_data, builder)(tmp_path / "data", **kwargs)
         overrides.append(f"data.root={root}")
     if base in ("places2", "places2_paper", "celeba_hq"):
         overrides.append("data.holdout_fraction=0.25")  # of 40 fake images: a few validation images
     if base == "places2_paper":  # NVIDIA's two mask releases, stand-ins in their real layout
-        make_nvidia(tmp_path / "nv" / "irregular_mask" / "disocclusion_img_mask", (0.1, 0.3, 0.5))
-        make_nvidia(tmp_path / "nv" / "mask" / "testing_mask_dataset", (0.05, 0.15, 0.25, 0.35, 0.45, 0.55))
+        fake_data.nvidia(tmp_path / "nv" / "irregular_mask" / "disocclusion_img_mask", (0.1, 0.3, 0.5))
+        fake_data.nvidia(
+            tmp_path / "nv" / "mask" / "testing_mask_dataset", (0.05, 0.15, 0.25, 0.35, 0.45, 0.55)
+        )
         overrides.append(f"masks.root={tmp_path / 'nv'}")
     if experiment.endswith("_finetune"):
-        phase1 = _tiny_phase1_checkpoint(tmp_path)
+        phase1 = _tiny_phase1_checkpoint(train_config, tmp_path)
         overrides.append(f"model.init_from={phase1}")
-    cfg = compose_train(overrides, tmp_path / "run")
+    cfg = train_config.compose(overrides, tmp_path / "run")
     metrics = train(cfg)
     assert math.isfinite(metrics["train/loss"])
 
 
-def test_finetune_requires_init_from(tmp_path):
-    cfg = compose_train(["+experiment=places2_finetune", "data.root=/x"], tmp_path)
+def test_finetune_requires_init_from(tmp_path, train_config):
+    cfg = train_config.compose(["+experiment=places2_finetune", "data.root=/x"], tmp_path)
     with pytest.raises(ValueError, match="model.init_from="):
         train(cfg)
 
 
-def test_smoke_experiment_writes_checkpoint_grids_and_metrics(tmp_path):
-    cfg = compose_train(["+experiment=smoke"], tmp_path)
+def test_smoke_experiment_writes_checkpoint_grids_and_metrics(tmp_path, train_config):
+    cfg = train_config.compose(["+experiment=smoke"], tmp_path)
     metrics = train(cfg)
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
     assert list((tmp_path / "images").glob("val_images_step*.png"))
@@ -118,8 +121,8 @@ def test_smoke_experiment_writes_checkpoint_grids_and_metrics(tmp_path):
     assert ckpt["global_step"] == 8
 
 
-def test_bf16_mixed_precision_on_cpu_runs_with_finite_loss(tmp_path):
-    cfg = compose_train(
+def test_bf16_mixed_precision_on_cpu_runs_with_finite_loss(tmp_path, train_config):
+    cfg = train_config.compose(
         ["+experiment=smoke", "trainer.precision=bf16-mixed", "trainer.max_steps=4"], tmp_path
     )
     metrics = train(cfg)
@@ -128,9 +131,9 @@ def test_bf16_mixed_precision_on_cpu_runs_with_finite_loss(tmp_path):
 
 
 @pytest.mark.slow
-def test_default_demo_learns(tmp_path):
+def test_default_demo_learns(tmp_path, train_config):
     """The default command (no experiment) on the bundled photos: validation loss and PSNR improve."""
-    cfg = compose_train(
+    cfg = train_config.compose(
         ["trainer.max_steps=30", "trainer.val_check_interval=15", "trainer.log_every_n_steps=5"], tmp_path
     )
     metrics = train(cfg)
@@ -148,17 +151,17 @@ def test_default_demo_learns(tmp_path):
     assert sum(train_loss[-k:]) / k < sum(train_loss[:k]) / k
 
 
-def _tiny_phase1_checkpoint(tmp_path: Path) -> Path:
-    cfg = compose_train(["+experiment=smoke", "trainer.max_steps=2"], tmp_path / "phase1")
+def _tiny_phase1_checkpoint(train_config, tmp_path: Path) -> Path:
+    cfg = train_config.compose(["+experiment=smoke", "trainer.max_steps=2"], tmp_path / "phase1")
     train(cfg)
     return tmp_path / "phase1" / "checkpoints" / "last.ckpt"
 
 
-def test_finetune_freezes_encoder_bn_and_trains_decoder_bn(tmp_path):
-    phase1 = _tiny_phase1_checkpoint(tmp_path)
+def test_finetune_freezes_encoder_bn_and_trains_decoder_bn(tmp_path, train_config):
+    phase1 = _tiny_phase1_checkpoint(train_config, tmp_path)
     p1 = torch.load(phase1, map_location="cpu", weights_only=True)["state_dict"]
     out = tmp_path / "phase2"
-    cfg = compose_train(
+    cfg = train_config.compose(
         [
             "+experiment=smoke",
             "model.finetune=true",
@@ -183,7 +186,7 @@ def test_finetune_freezes_encoder_bn_and_trains_decoder_bn(tmp_path):
 
 
 @pytest.mark.parametrize("policy", ["skip", "stop"])
-def test_nonfinite_batch_follows_policy(policy, tmp_path, monkeypatch):
+def test_nonfinite_batch_follows_policy(policy, tmp_path, monkeypatch, train_config):
     from inpaint.training.module import InpaintingModule, NonFiniteLossError
 
     original = InpaintingModule.training_step
@@ -195,7 +198,7 @@ def test_nonfinite_batch_follows_policy(policy, tmp_path, monkeypatch):
         return original(self, batch, batch_idx)
 
     monkeypatch.setattr(InpaintingModule, "training_step", poisoned)
-    cfg = compose_train(
+    cfg = train_config.compose(
         ["+experiment=smoke", "trainer.max_steps=3", f"model.nonfinite_loss={policy}"], tmp_path
     )
     if policy == "skip":
@@ -211,7 +214,7 @@ def test_nonfinite_batch_follows_policy(policy, tmp_path, monkeypatch):
         assert (tmp_path / "checkpoints" / "nonfinite.ckpt").is_file()
 
 
-def test_wandb_sweep_command_composes_with_hydra(tmp_path):
+def test_wandb_sweep_command_composes_with_hydra(tmp_path, train_config):
     """Expand each sweep's command the way a W&B agent does and compose the resulting overrides."""
     for sweep_file in sorted((CONF_DIR / "sweeps").glob("*.yaml")):
         sweep = yaml.safe_load(sweep_file.read_text())
@@ -227,7 +230,7 @@ def test_wandb_sweep_command_composes_with_hydra(tmp_path):
             elif part not in ("${env}", "${interpreter}"):
                 cmd.append(part)
         assert cmd[:3] == ["python", "-m", "inpaint.train"]
-        cfg = compose_train([*cmd[3:], "data.root=/x"], tmp_path)
+        cfg = train_config.compose([*cmd[3:], "data.root=/x"], tmp_path)
         for k, v in params.items():
             node = cfg
             for part in k.split("."):
@@ -246,20 +249,20 @@ def test_slurm_launcher_config_composes(tmp_path):
 
 
 @pytest.mark.slow
-def test_ddp_cpu_two_ranks_identical_weights_disjoint_data(tmp_path):
-    root = make_places2(tmp_path / "data", n_train=16, n_val=2)
+def test_ddp_cpu_two_ranks_identical_weights_disjoint_data(tmp_path, train_config, train_cli, fake_data):
+    root = fake_data.places2(tmp_path / "data", n_train=16, n_val=2)
     out = tmp_path / "run"
-    proc = run_cli(
+    proc = train_cli.run(
         [
             "+experiment=places2",
-            *[o for o in TINY if not o.startswith("trainer=")],
+            *[o for o in train_config.TINY if not o.startswith("trainer=")],
             "loss=l1",
             "trainer=ddp_cpu",
             "data.holdout_fraction=0.35",
             "trainer.max_steps=3",
             "trainer.val_check_interval=3",
             f"data.root={root}",
-            "+callbacks.audit._target_=_train_helpers.DistributedAudit",
+            "+callbacks.audit._target_=tests.training.doubles.DistributedAudit",
             f"hydra.run.dir={out}",
         ],
         cwd=tmp_path,
@@ -277,35 +280,38 @@ def test_ddp_cpu_two_ranks_identical_weights_disjoint_data(tmp_path):
     assert not list(tmp_path.glob("outputs/**/checkpoints"))
 
 
-def _ddp_args(root: Path, out: Path, *extra: str) -> list[str]:
+def _ddp_args(train_config, root: Path, out: Path, *extra: str) -> list[str]:
     return [
         "+experiment=places2",
-        *[o for o in TINY if not o.startswith("trainer=")],
+        *[o for o in train_config.TINY if not o.startswith("trainer=")],
         "loss=l1",
         "trainer=ddp_cpu",
         "data.holdout_fraction=0.35",
         "trainer.val_check_interval=1000",
         "callbacks.image_grids.every_n_steps=0",
         f"data.root={root}",
-        "+callbacks.audit._target_=_train_helpers.DistributedAudit",
+        "+callbacks.audit._target_=tests.training.doubles.DistributedAudit",
         f"hydra.run.dir={out}",
         *extra,
     ]
 
 
 @pytest.mark.slow
-def test_ddp_nonfinite_batch_on_one_rank_is_skipped_on_every_rank(tmp_path):
+def test_ddp_nonfinite_batch_on_one_rank_is_skipped_on_every_rank(
+    tmp_path, train_cli, fake_data, train_config
+):
     """A NaN on rank 1 only: both ranks skip that step (no crash, no hang), BN statistics stay finite, and the
     ranks end with identical, finite weights; the skip is counted."""
-    root = make_places2(tmp_path / "data", n_train=16, n_val=2)
+    root = fake_data.places2(tmp_path / "data", n_train=16, n_val=2)
     out = tmp_path / "run"
-    proc = run_cli(
+    proc = train_cli.run(
         _ddp_args(
+            train_config,
             root,
             out,
             "trainer.max_steps=4",
             "trainer.val_check_interval=4",
-            "+callbacks.poison._target_=_train_helpers.PoisonBatch",
+            "+callbacks.poison._target_=tests.training.doubles.PoisonBatch",
         ),
         cwd=tmp_path,
         timeout=600,
@@ -326,16 +332,19 @@ def test_ddp_nonfinite_batch_on_one_rank_is_skipped_on_every_rank(tmp_path):
 
 
 @pytest.mark.slow
-def test_ddp_preemption_signal_on_one_rank_stops_every_rank_cleanly(tmp_path):
-    root = make_places2(tmp_path / "data", n_train=16, n_val=2)
+def test_ddp_preemption_signal_on_one_rank_stops_every_rank_cleanly(
+    tmp_path, train_cli, fake_data, train_config
+):
+    root = fake_data.places2(tmp_path / "data", n_train=16, n_val=2)
     out = tmp_path / "run"
-    proc = run_cli(
+    proc = train_cli.run(
         _ddp_args(
+            train_config,
             root,
             out,
             "trainer.max_steps=200",
             "callbacks.preemption.check_every_n_steps=1",
-            "+callbacks.signal._target_=_train_helpers.SignalRank",
+            "+callbacks.signal._target_=tests.training.doubles.SignalRank",
         ),
         cwd=tmp_path,
         timeout=600,
@@ -351,7 +360,7 @@ def test_ddp_preemption_signal_on_one_rank_stops_every_rank_cleanly(tmp_path):
 
 
 @pytest.mark.slow
-def test_sigterm_saves_checkpoint_and_resume_continues(tmp_path):
+def test_sigterm_saves_checkpoint_and_resume_continues(tmp_path, train_cli):
     out = tmp_path / "run"
     args = [
         "+experiment=smoke",
@@ -389,7 +398,7 @@ def test_sigterm_saves_checkpoint_and_resume_continues(tmp_path):
     step = torch.load(ckpt_path, map_location="cpu", weights_only=True)["global_step"]
     assert 0 < step < 400
 
-    resumed = run_cli(
+    resumed = train_cli.run(
         [
             *args[:-1],
             "trainer.max_steps=" + str(step + 3),
@@ -406,7 +415,7 @@ def test_sigterm_saves_checkpoint_and_resume_continues(tmp_path):
 
 
 @pytest.mark.slow
-def test_mid_epoch_resume_continues_with_the_samples_the_interrupted_run_had_not_seen(tmp_path):
+def test_mid_epoch_resume_continues_with_the_samples_the_interrupted_run_had_not_seen(tmp_path, train_cli):
     """8 batches per epoch; preempted after 5 and resumed to 8: the two runs together see exactly the samples, in the
     order, of one uninterrupted run (no replay of the epoch's start, no lost tail)."""
     common = [
@@ -415,12 +424,14 @@ def test_mid_epoch_resume_continues_with_the_samples_the_interrupted_run_had_not
         "data.batch_size=4",
         "trainer.val_check_interval=1000",
         "callbacks.image_grids.every_n_steps=0",
-        "+callbacks.audit._target_=_train_helpers.DistributedAudit",
+        "+callbacks.audit._target_=tests.training.doubles.DistributedAudit",
     ]
 
     def run(name: str, steps: int, *extra: str) -> list[str]:
         out = tmp_path / name
-        proc = run_cli([*common, f"trainer.max_steps={steps}", f"hydra.run.dir={out}", *extra], cwd=tmp_path)
+        proc = train_cli.run(
+            [*common, f"trainer.max_steps={steps}", f"hydra.run.dir={out}", *extra], cwd=tmp_path
+        )
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         return json.loads((out / "audit" / "rank0.json").read_text())["mask_keys"]
 
@@ -428,7 +439,7 @@ def test_mid_epoch_resume_continues_with_the_samples_the_interrupted_run_had_not
     first = run(
         "first",
         8,
-        "+callbacks.signal._target_=_train_helpers.SignalRank",
+        "+callbacks.signal._target_=tests.training.doubles.SignalRank",
         "+callbacks.signal.rank=0",
         "+callbacks.signal.step=4",
     )  # signalled in step 5: checkpoint and stop after it
@@ -438,8 +449,8 @@ def test_mid_epoch_resume_continues_with_the_samples_the_interrupted_run_had_not
 
 
 @pytest.mark.slow
-def test_multirun_with_wandb_offline_writes_two_runs_in_one_group(tmp_path):
-    proc = run_cli(
+def test_multirun_with_wandb_offline_writes_two_runs_in_one_group(tmp_path, train_cli):
+    proc = train_cli.run(
         [
             "--multirun",
             "+experiment=smoke",
@@ -479,21 +490,25 @@ def test_optuna_search_composes(tmp_path):
     assert "model.lr" in cfg.hydra.sweeper.params
 
 
-def test_ckpt_path_last_without_a_run_to_resume_is_a_clear_error(tmp_path):
+def test_ckpt_path_last_without_a_run_to_resume_is_a_clear_error(tmp_path, train_config):
     from inpaint.training import ConfigError
 
-    cfg = compose_train(["+experiment=smoke", "ckpt_path=last"], tmp_path / "runs" / "fresh")
+    cfg = train_config.compose(["+experiment=smoke", "ckpt_path=last"], tmp_path / "runs" / "fresh")
     with pytest.raises(ConfigError, match=r"ckpt_path=last: no .*fresh/checkpoints/last.ckpt and no"):
         train(cfg)
-    cfg = compose_train(["+experiment=smoke", "ckpt_path=/no/such/file.ckpt"], tmp_path / "runs" / "fresh")
+    cfg = train_config.compose(
+        ["+experiment=smoke", "ckpt_path=/no/such/file.ckpt"], tmp_path / "runs" / "fresh"
+    )
     with pytest.raises(ConfigError, match="no such checkpoint file"):
         train(cfg)
 
 
-def test_ckpt_path_last_resumes_the_newest_run_of_the_task(tmp_path):
-    train(compose_train(["+experiment=smoke", "trainer.max_steps=2"], tmp_path / "runs" / "a"))
+def test_ckpt_path_last_resumes_the_newest_run_of_the_task(tmp_path, train_config):
+    train(train_config.compose(["+experiment=smoke", "trainer.max_steps=2"], tmp_path / "runs" / "a"))
     metrics = train(
-        compose_train(["+experiment=smoke", "trainer.max_steps=4", "ckpt_path=last"], tmp_path / "runs" / "b")
+        train_config.compose(
+            ["+experiment=smoke", "trainer.max_steps=4", "ckpt_path=last"], tmp_path / "runs" / "b"
+        )
     )
     ckpt = torch.load(
         tmp_path / "runs" / "b" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True
@@ -507,10 +522,10 @@ def test_ckpt_path_last_resumes_the_newest_run_of_the_task(tmp_path):
     )
 
 
-def test_diverged_run_stops_with_a_checkpoint_and_keeps_no_nan_best(tmp_path):
+def test_diverged_run_stops_with_a_checkpoint_and_keeps_no_nan_best(tmp_path, train_config):
     from inpaint.training.module import NonFiniteLossError
 
-    cfg = compose_train(
+    cfg = train_config.compose(
         ["+experiment=smoke", "model.lr=1e12", "model.max_nonfinite_in_a_row=5", "trainer.max_steps=40"],
         tmp_path,
     )
@@ -521,18 +536,22 @@ def test_diverged_run_stops_with_a_checkpoint_and_keeps_no_nan_best(tmp_path):
     assert not [p.name for p in (tmp_path / "checkpoints").glob("*psnrnan*")]
 
 
-def test_trainer_values_of_the_wrong_type_fail_with_one_clear_line(tmp_path):
-    proc = run_cli(["+experiment=smoke", "trainer.max_steps=abc", f"hydra.run.dir={tmp_path}"], cwd=tmp_path)
+def test_trainer_values_of_the_wrong_type_fail_with_one_clear_line(tmp_path, train_cli):
+    proc = train_cli.run(
+        ["+experiment=smoke", "trainer.max_steps=abc", f"hydra.run.dir={tmp_path}"], cwd=tmp_path
+    )
     assert proc.returncode == 1
     assert "trainer.max_steps must be int, got 'abc'" in proc.stdout + proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
 
 
-def test_a_run_says_what_matters_without_lightning_noise(tmp_path):
+def test_a_run_says_what_matters_without_lightning_noise(tmp_path, train_cli):
     """The smoke run's console: a step-bound progress bar, no Lightning tips or deprecations, no 0-skip lines."""
     from inpaint.training.run import QUIET_WARNINGS
 
-    proc = run_cli(["+experiment=smoke", "print_config=false", f"hydra.run.dir={tmp_path}"], cwd=tmp_path)
+    proc = train_cli.run(
+        ["+experiment=smoke", "print_config=false", f"hydra.run.dir={tmp_path}"], cwd=tmp_path
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     assert "step 8/8" in out and "/-2" not in out
@@ -543,8 +562,8 @@ def test_a_run_says_what_matters_without_lightning_noise(tmp_path):
 
 
 @pytest.mark.slow
-def test_optuna_study_with_runs_shorter_than_one_validation_interval(tmp_path):
-    proc = run_cli(
+def test_optuna_study_with_runs_shorter_than_one_validation_interval(tmp_path, train_cli):
+    proc = train_cli.run(
         [
             "--multirun",
             "+experiment=smoke",
@@ -565,7 +584,7 @@ def test_optuna_study_with_runs_shorter_than_one_validation_interval(tmp_path):
     assert math.isfinite(float(results["best_value"]))
 
 
-def test_places2_sweep_reads_the_dataset_root_from_the_environment(tmp_path, monkeypatch):
+def test_places2_sweep_reads_the_dataset_root_from_the_environment(tmp_path, monkeypatch, train_config):
     monkeypatch.setenv("PLACES2_ROOT", "/data/places365")
-    cfg = compose_train(["+experiment=places2"], tmp_path)
+    cfg = train_config.compose(["+experiment=places2"], tmp_path)
     assert cfg.data.root == "/data/places365"

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from inpaint.config import compose, to_plain
+from inpaint.config import CONF_DIR, compose, to_plain
 from inpaint.data._rng import rng_for
 from inpaint.data.masks.factory import PRESET_NAMES, build_mask_provider, build_mask_sampler
 from inpaint.data.masks.generators import (
@@ -20,7 +18,7 @@ from inpaint.data.masks.generators import (
 from inpaint.data.masks.ratio import HOLE_RATIO_BINS, hole_ratio_bin
 from inpaint.data.masks.sets import binned_mask
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "masks"
+CONF = CONF_DIR / "masks"
 
 
 def _binary(mask: np.ndarray) -> bool:

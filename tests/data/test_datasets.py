@@ -9,7 +9,6 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from _data_fixtures import make_messy_folder, make_places2
 from inpaint.data.datamodule import InpaintDataLoader
 from inpaint.data.datasets import DecodePolicy, InpaintingDataset
 from inpaint.data.masks.factory import build_mask_provider
@@ -36,8 +35,8 @@ def _dataset(records, split="train", size=32, small="resize", **kw):
 
 
 @pytest.fixture(scope="module")
-def places(tmp_path_factory):
-    return make_places2(tmp_path_factory.mktemp("places"), n_train=6, n_val=3)
+def places(tmp_path_factory, fake_data):
+    return fake_data.places2(tmp_path_factory.mktemp("places"), n_train=6, n_val=3)
 
 
 def test_sample_contract(places):
@@ -97,8 +96,8 @@ def test_loader_passes_the_epoch_to_workers(places):
 
 
 @pytest.mark.parametrize("workers", [0, 2])
-def test_messy_folder_yields_only_valid_samples_and_counts_skips(tmp_path, caplog, workers):
-    files = make_messy_folder(tmp_path)
+def test_messy_folder_yields_only_valid_samples_and_counts_skips(tmp_path, caplog, workers, fake_data):
+    files = fake_data.messy_folder(tmp_path)
     bad = {str(files[k]) for k in ("corrupt", "zero", "truncated")}
     ds = _dataset(folder_records(tmp_path), split="val")
     loader = InpaintDataLoader(ds, batch_size=5, num_workers=workers, split="val")
@@ -110,8 +109,8 @@ def test_messy_folder_yields_only_valid_samples_and_counts_skips(tmp_path, caplo
     assert "skipped 3 unreadable images" in caplog.text  # reported when the pass ends
 
 
-def test_skip_mode_also_skips_tiny_images(tmp_path):
-    files = make_messy_folder(tmp_path)
+def test_skip_mode_also_skips_tiny_images(tmp_path, fake_data):
+    files = fake_data.messy_folder(tmp_path)
     ds = _dataset(folder_records(tmp_path), split="val", small="skip")
     keys = {ds[i]["key"] for i in range(len(ds))}
     assert str(files["tiny"]) not in keys and ds.skipped.total == 4

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 import yaml
 
+from inpaint.config import CONF_DIR
 from inpaint.data.augment import ColourAugmentation
 from inpaint.models import PConvUNet
 
-DEMO_AUGMENT = yaml.safe_load(
-    (Path(__file__).resolve().parents[1] / "conf" / "model" / "demo.yaml").read_text()
-)["augment"]
+DEMO_AUGMENT = yaml.safe_load((CONF_DIR / "model" / "demo.yaml").read_text())["augment"]
 
 
 def test_output_is_a_valid_image_batch_in_the_same_layout():

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from inpaint.config import CONF_DIR
 from inpaint.losses import PAPER_WEIGHTS, InpaintingLoss
-
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
 def _compose(name: str, *overrides: str) -> DictConfig:

@@ -1,0 +1,79 @@
+"""Fixtures of the training tests: the real Hydra config composed in-process (``train_config``) and the real CLI run
+in a subprocess (``train_cli``)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from inpaint.config import CONF_DIR
+
+# The folder that holds the `tests` package: on the PYTHONPATH of CLI runs, so that they (and their DDP children)
+# can build the callbacks of tests/training/doubles.py from `_target_`.
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class TrainConfig:
+    """Composes the config `python -m inpaint.train <overrides>` would run."""
+
+    CONF_DIR = CONF_DIR
+    # Overrides that make any experiment tiny enough for a 2-core CPU: 64x64 crops, 4 levels, no workers, no VGG
+    # download.
+    TINY = (
+        "trainer=cpu",
+        "data.image_size=64",
+        "data.batch_size=2",
+        "data.num_workers=0",
+        "model.net.levels=4",
+        "loss.vgg_weights=random",
+        "logger=csv",
+    )
+
+    def compose(self, overrides: list[str], output_dir: Path) -> DictConfig:
+        """The config `python -m inpaint.train <overrides>` would run, writing into ``output_dir``."""
+        with initialize_config_dir(config_dir=str(self.CONF_DIR), version_base="1.3"):
+            cfg = compose("train", overrides=overrides, return_hydra_config=True)
+        HydraConfig.instance().set_config(cfg)
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(output_dir)
+        return cfg
+
+
+class TrainCli:
+    """Runs ``python -m inpaint.train`` in a subprocess, W&B offline, with the test doubles importable."""
+
+    @staticmethod
+    def env(extra: dict[str, str] | None = None) -> dict[str, str]:
+        path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
+        env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "PYTHONUNBUFFERED": "1"}
+        return {**env, "PYTHONPATH": path, **(extra or {})}
+
+    def run(
+        self, args: list[str], cwd: Path, timeout: float = 300, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``python -m inpaint.train ARGS`` in ``cwd``; returns the CompletedProcess (output captured)."""
+        return subprocess.run(
+            [sys.executable, "-m", "inpaint.train", *args],
+            cwd=cwd,
+            env=self.env(env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+
+@pytest.fixture(scope="session")
+def train_config() -> TrainConfig:
+    return TrainConfig()
+
+
+@pytest.fixture(scope="session")
+def train_cli() -> TrainCli:
+    return TrainCli()
