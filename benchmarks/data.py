@@ -87,16 +87,6 @@ def make_jpeg_folder(
     return out
 
 
-def _load_conf(group: str, name: str) -> dict[str, Any]:
-    import yaml
-
-    import inpaint
-
-    path = Path(inpaint.__file__).parent / "conf" / group / f"{name}.yaml"
-    with open(path) as f:
-        return dict(yaml.safe_load(f))
-
-
 def project_dataset(root: Path, size: int = 256, crop: str = "random_crop", masks: str = "mixed") -> Any:
     """The project's training dataset over the images in ``root``.
 
@@ -107,16 +97,25 @@ def project_dataset(root: Path, size: int = 256, crop: str = "random_crop", mask
             folder config's default (shorter side resized to ``size`` first).
         masks: a ``conf/masks`` name.
     """
+    from inpaint.config import compose, to_plain
     from inpaint.data import build_datamodule
 
-    data_cfg = _load_conf("data", "folder")
     # val_root = the same folder: every image is a training image (the default holds 5 % out for validation).
-    data_cfg.update(
-        root=str(root), val_root=str(root), image_size=size, num_workers=0, small_images="resize", seed=0
-    )
-    data_cfg["train_transform"] = {**data_cfg.get("train_transform", {}), "crop": crop, "hflip": 0.5}
-    masks_cfg = _load_conf("masks", masks)
-    return build_datamodule(data_cfg, masks_cfg).build_dataset("train")
+    overrides = [
+        f"data.{key}={value}"
+        for key, value in {
+            "root": root,
+            "val_root": root,
+            "image_size": size,
+            "num_workers": 0,
+            "small_images": "resize",
+            "seed": 0,
+            "train_transform.crop": crop,
+            "train_transform.hflip": 0.5,
+        }.items()
+    ]
+    cfg = compose("train", ["data=folder", f"masks={masks}", *overrides])
+    return build_datamodule(to_plain(cfg.data), to_plain(cfg.masks)).build_dataset("train")
 
 
 def baseline_dataset(root: Path, size: int = 256) -> Any:

@@ -208,7 +208,9 @@ class PreemptionCheckpoint(pl.Callback):
     def _on_signal(self, signum: int, frame: Any) -> None:
         self.signalled = True
 
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Lightning registers its handlers after on_fit_start and chains any existing one, so installing here (later)
+        # is what keeps its SIGTERMException, raised between two batches without a checkpoint, out of the way.
         if threading.current_thread() is not threading.main_thread():
             log.warning("PreemptionCheckpoint: signal handlers can only be installed in the main thread")
             return
@@ -220,7 +222,10 @@ class PreemptionCheckpoint(pl.Callback):
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
+            if (
+                signal.getsignal(signum) == self._on_signal
+            ):  # Lightning may already have restored its originals
+                signal.signal(signum, handler)
         self._previous = {}
 
     def _agreed(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> bool:

@@ -105,8 +105,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Build everything from ``cfg``, fit (and optionally test). Returns the final callback metrics as floats."""
     for pattern in QUIET_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
-    from inpaint.data import build_datamodule
-
     output_dir = Path(cfg.paths.output_dir)
     if cfg.model.get("finetune") and not cfg.model.get("init_from") and not cfg.get("ckpt_path"):
         raise ValueError(
@@ -119,15 +117,39 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         print_config_tree(cfg, save_to=output_dir / "config_tree.yaml")
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
+    datamodule, module, trainer = _build(cfg)
+    _record_run_info(cfg, module, trainer, output_dir, ckpt_path)
+    try:
+        metrics = _run_stages(cfg, datamodule, module, trainer, ckpt_path)
+    finally:
+        # Close W&B runs so that the next job of a multirun (same process) starts its own run.
+        if any(type(lg).__name__ == "WandbLogger" for lg in trainer.loggers):
+            import wandb
+
+            wandb.finish()
+    if trainer.is_global_zero:
+        _print_summary(trainer, output_dir, metrics)
+    return metrics
+
+
+def _build(cfg: DictConfig) -> tuple[Any, Any, pl.Trainer]:
+    """The data module, the LightningModule and the trainer (with its callbacks and loggers) of ``cfg``."""
+    from inpaint.data import build_datamodule
 
     datamodule = build_datamodule(cfg.data, cfg.masks)
-    module = hydra.utils.instantiate(cfg.model, loss=OmegaConf.to_container(cfg.loss, resolve=True))
+    module = hydra.utils.instantiate(cfg.model, loss=to_plain(cfg.loss, "loss config"))
     callbacks = instantiate_list(cfg.get("callbacks"))
     loggers = instantiate_list(cfg.get("logger"))
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    return datamodule, module, trainer
 
-    # Record what was really used next to the config (and in every logger): the VGG source can differ from the
-    # request under loss.vgg_weights=imagenet_or_random, and a resumed run was trained so far with its checkpoint's.
+
+def _record_run_info(
+    cfg: DictConfig, module: Any, trainer: pl.Trainer, output_dir: Path, ckpt_path: str | None
+) -> None:
+    """``run_info.yaml`` and every logger's hyper-parameters: the config and what was really used (the VGG source
+    can differ from the request under ``imagenet_or_random``; a resumed run was trained so far with its checkpoint's).
+    """
     run_info = {"vgg_source": module.vgg_source, "output_dir": str(output_dir), "resumed_from": ckpt_path}
     if ckpt_path:
         before = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True).get("vgg_source")
@@ -143,11 +165,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     for logger in trainer.loggers:
         logger.log_hyperparams({"config": to_plain(cfg), **run_info})
 
+
+def _run_stages(
+    cfg: DictConfig, datamodule: Any, module: Any, trainer: pl.Trainer, ckpt_path: str | None
+) -> dict[str, float]:
+    """Validate first (the demo's baseline), fit, validate at the end if a sweeper needs the metric, test."""
     before: dict[str, float] = {}
     after_fit: dict[str, float] = {}
     try:
-        if cfg.get("validate_first", False) and not cfg.get("ckpt_path"):
-            # A baseline for the demo: the untrained network's validation metrics (logged at step 0).
+        if cfg.get("validate_first", False) and not ckpt_path:
             (results,) = trainer.validate(module, datamodule=datamodule, verbose=False)
             before = {f"before/{k}": float(v) for k, v in results.items()}
         if cfg.get("train", True):
@@ -166,28 +192,22 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 )
             trainer.test(module, datamodule=datamodule, ckpt_path=ckpt or None)
     except SIGTERMException:
-        log.warning("Stopped by SIGTERM; see the checkpoint message above. Outputs: %s", output_dir)
-    finally:
-        # Close W&B runs so that the next job of a multirun (same process) starts its own run.
-        if any(type(lg).__name__ == "WandbLogger" for lg in trainer.loggers):
-            import wandb
+        log.warning("Stopped by SIGTERM; see the checkpoint message above. Outputs: %s", cfg.paths.output_dir)
+    return {**after_fit, **_scalars(trainer.callback_metrics), **before}
 
-            wandb.finish()
 
-    metrics = {**after_fit, **_scalars(trainer.callback_metrics), **before}
-    if trainer.is_global_zero:
-        ckpt_cb = trainer.checkpoint_callback
-        best = getattr(ckpt_cb, "best_model_path", "") if ckpt_cb else ""
-        print(f"\nOutputs: {output_dir}")
-        if best:
-            print(f"Best checkpoint: {best}")
-        last = output_dir / "checkpoints" / "last.ckpt"
-        if last.is_file():
-            print(f"Last checkpoint: {last}")
-        for prefix, when in (("before/", "before training"), ("", "at the end")):
-            if f"{prefix}val/psnr" in metrics:
-                print(
-                    f"Validation {when}: PSNR {metrics[f'{prefix}val/psnr']:.2f} dB, "
-                    f"SSIM {metrics[f'{prefix}val/ssim']:.4f}, L1 {metrics[f'{prefix}val/l1']:.4f}"
-                )
-    return metrics
+def _print_summary(trainer: pl.Trainer, output_dir: Path, metrics: Mapping[str, float]) -> None:
+    ckpt_cb = trainer.checkpoint_callback
+    best = getattr(ckpt_cb, "best_model_path", "") if ckpt_cb else ""
+    print(f"\nOutputs: {output_dir}")
+    if best:
+        print(f"Best checkpoint: {best}")
+    last = output_dir / "checkpoints" / "last.ckpt"
+    if last.is_file():
+        print(f"Last checkpoint: {last}")
+    for prefix, when in (("before/", "before training"), ("", "at the end")):
+        if f"{prefix}val/psnr" in metrics:
+            print(
+                f"Validation {when}: PSNR {metrics[f'{prefix}val/psnr']:.2f} dB, "
+                f"SSIM {metrics[f'{prefix}val/ssim']:.4f}, L1 {metrics[f'{prefix}val/l1']:.4f}"
+            )
