@@ -34,7 +34,7 @@ from benchmarks.common import (
     spread,
 )
 from benchmarks.reference import NaivePConvUNet
-from benchmarks.step import EquivalenceError, make_batch
+from benchmarks.step import EquivalenceError, make_batch, strict_fp32
 from inpaint.models import PConvUNet
 
 log = logging.getLogger(__name__)
@@ -104,9 +104,9 @@ def bench_infer(
         m.contiguous(memory_format=torch.channels_last),
     )
 
-    with torch.no_grad():
+    with strict_fp32(), torch.no_grad():
         ref_out = reference(x, m)
-    with torch.inference_mode():
+    with strict_fp32(), torch.inference_mode():
         for name, out in (("NCHW", project(x, m)), ("channels_last", project_cl(x_cl, m_cl))):
             rel = ((out.double() - ref_out.double()).norm() / ref_out.double().norm()).item()
             if rel > 1e-4:

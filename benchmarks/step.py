@@ -42,6 +42,7 @@ __all__ = [
     "check_equivalence",
     "make_batch",
     "make_shared_weights",
+    "strict_fp32",
 ]
 
 
@@ -207,7 +208,7 @@ def _rel(a: Tensor, b: Tensor) -> float:
 
 
 @contextlib.contextmanager
-def _strict_fp32() -> Iterator[None]:
+def strict_fp32() -> Iterator[None]:
     """No TF32 while comparing on CUDA (TF32 convolutions would differ by ~1e-3)."""
     old = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
     torch.backends.cudnn.allow_tf32 = False
@@ -242,7 +243,7 @@ def check_equivalence(
     """
     if not (project.variant.float32 and reference.variant.float32):
         raise ValueError("the equivalence check is defined for float32 variants only")
-    with _strict_fp32():
+    with strict_fp32():
         tp = project.forward_backward()
         tr = reference.forward_backward()
     worst = {"output": _rel(tp["output"], tr["output"])}

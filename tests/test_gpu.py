@@ -7,6 +7,7 @@ Run where a GPU exists: ``python -m pytest tests/test_gpu.py``.
 from __future__ import annotations
 
 import pytest
+import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -35,10 +36,12 @@ class _Random(Dataset):
         }
 
 
-def _fit(module, dataset: Dataset, steps: int) -> None:
-    import pytorch_lightning as pl
-
+def _fit(module, dataset: Dataset, steps: int, callbacks: list | None = None) -> None:
     trainer = pl.Trainer(
+        callbacks=callbacks,
+        # keep the loader's order (DDP would inject a shuffling DistributedSampler), so the poisoned sample lands
+        # in a known batch
+        use_distributed_sampler=False,
         accelerator="gpu",
         devices=1,
         strategy="ddp",
@@ -58,6 +61,17 @@ def _bn_buffers(net: torch.nn.Module, part: str) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in getattr(net, part).state_dict().items() if ".bn." in k}
 
 
+class _BatchNormTypes(pl.Callback):
+    """Records the BN classes seen during training (Lightning converts SyncBatchNorm back at teardown)."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, set[type]] = {"encoder": set(), "decoder": set()}
+
+    def on_train_batch_end(self, trainer, pl_module, *args) -> None:
+        for part, seen in self.seen.items():
+            seen |= {type(b.bn) for b in getattr(pl_module.net, part) if b.bn is not None}
+
+
 def test_ddp_finetune_on_gpu_keeps_the_encoder_batchnorm_frozen():
     from inpaint.models import FrozenBatchNorm2d
     from inpaint.training.module import InpaintingModule
@@ -70,13 +84,12 @@ def test_ddp_finetune_on_gpu_keeps_the_encoder_batchnorm_frozen():
     module.net.load_state_dict(phase1.net.state_dict())
     module.net.freeze_encoder_bn()
     enc, dec = _bn_buffers(module.net, "encoder"), _bn_buffers(module.net, "decoder")
-    _fit(module, _Random(), steps=4)
-    encoder_bns = [b.bn for b in module.net.encoder if b.bn is not None]
-    decoder_bns = [b.bn for b in module.net.decoder if b.bn is not None]
-    assert all(isinstance(bn, FrozenBatchNorm2d) for bn in encoder_bns)
-    assert all(
-        isinstance(bn, torch.nn.SyncBatchNorm) for bn in decoder_bns
-    )  # sync_batchnorm converted the rest
+    types = _BatchNormTypes()
+    _fit(module, _Random(), steps=4, callbacks=[types])
+    assert types.seen["encoder"] == {FrozenBatchNorm2d}
+    assert types.seen["decoder"] == {
+        torch.nn.SyncBatchNorm
+    }  # sync_batchnorm converted the rest while training
     for k, v in _bn_buffers(module.net, "encoder").items():
         assert torch.equal(v, enc[k]), f"encoder BN {k} changed under DDP + SyncBatchNorm"
     after = _bn_buffers(module.net, "decoder")

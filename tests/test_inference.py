@@ -114,7 +114,10 @@ def test_padding_is_hole() -> None:
 
 
 def test_hole_mask_to_valid_polarity() -> None:
-    assert hole_mask_to_valid(np.array([[0, 255], [1, 0]], np.uint8)).tolist() == [[1, 0], [0, 1]]
+    assert hole_mask_to_valid(np.array([[0, 255], [127, 128]], np.uint8)).tolist() == [[1, 0], [1, 0]]
+    assert hole_mask_to_valid(np.array([[0, 1], [1, 0]], np.uint8)).tolist() == [[1, 0], [0, 1]]  # a 0/1 mask
+    assert hole_mask_to_valid(np.array([[0.2, 0.7]])).tolist() == [[1, 0]]  # floats on the 0..1 scale
+    assert hole_mask_to_valid(np.array([[0, 3]], np.uint8), threshold=0).tolist() == [[1, 0]]  # "nonzero"
     assert hole_mask_to_valid(np.array([[[True], [False]]])).tolist() == [[0, 1]]
 
 

@@ -271,3 +271,68 @@ def test_cli_and_api_share_the_mask_check(
             capsys, "-c", ckpt, "-i", tmp_path / "a.png", "-m", tmp_path / "m.png", "-o", tmp_path / "o.png"
         )
         assert code == 1 and str(api.value).split(": ", 1)[1] in err
+
+
+def test_grey_mask_is_thresholded_at_one_level_everywhere(
+    ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny
+) -> None:
+    """A mask with faint grey noise (as a JPEG-saved mask has) fills only its white strokes, and the CLI, the API and
+    the training-side mask reader agree on which pixels are holes; --mask-threshold moves that level."""
+    from inpaint.data.imageio import read_binary_image
+    from inpaint.inference import Inpainter
+
+    img = _image(tmp_path / "a.png")
+    hole = tiny.hole_mask(H, W, 0.2, seed=5) > 0
+    noise = np.random.default_rng(0).integers(0, 40, (H, W))  # grey speckles, well below half scale
+    grey = np.where(hole, 255 - noise, noise).astype(np.uint8)
+    grey[0, 0], grey[0, 1] = 100, 200  # one dim pixel that stays known, one bright that becomes a hole
+    expected = hole.copy()
+    expected[0, 0], expected[0, 1] = False, True
+    Image.fromarray(grey).save(tmp_path / "m.png")
+
+    assert np.array_equal(read_binary_image(tmp_path / "m.png"), expected)
+    api = Inpainter.from_checkpoint(ckpt)(img, grey)
+    code, err = _run(
+        capsys, "-c", ckpt, "-i", tmp_path / "a.png", "-m", tmp_path / "m.png", "-o", tmp_path / "o.png"
+    )
+    assert code == 0, err
+    cli = np.asarray(Image.open(tmp_path / "o.png"))
+    assert np.array_equal(cli, api)
+    assert np.array_equal(cli[~expected], img[~expected])  # speckles were not filled
+    assert (cli[expected] != img[expected]).any(axis=-1).mean() > 0.9
+
+    # threshold 0 = nonzero: every speckle becomes a hole
+    code, err = _run(
+        capsys,
+        "-c",
+        ckpt,
+        "-i",
+        tmp_path / "a.png",
+        "-m",
+        tmp_path / "m.png",
+        "-o",
+        tmp_path / "z.png",
+        "--mask-threshold",
+        "0",
+    )
+    assert code == 0, err
+    nonzero = grey > 0
+    assert np.array_equal(read_binary_image(tmp_path / "m.png", threshold=0), nonzero)
+    assert not np.array_equal(
+        np.asarray(Image.open(tmp_path / "z.png"))[nonzero & ~expected], img[nonzero & ~expected]
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        _run(
+            capsys,
+            "-c",
+            ckpt,
+            "-i",
+            tmp_path / "a.png",
+            "-m",
+            tmp_path / "m.png",
+            "-o",
+            tmp_path / "x.png",
+            "--mask-threshold",
+            "300",
+        )
+    assert exit_info.value.code == 2

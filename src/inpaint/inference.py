@@ -1,7 +1,8 @@
 """Inference API: :class:`Inpainter` fills the holes of images of any size with a trained partial-convolution U-Net.
 
-User-facing convention (OpenCV / LaMa): the mask is H x W and **nonzero = hole to fill**; 0/255, 0/1 and bool masks
-all work. Inside the library the mask is float with 1 = valid, 0 = hole; the conversion happens here, at the
+User-facing convention (OpenCV / LaMa): the mask is H x W and **white = hole to fill**; 0/255, 0/1 and bool masks
+all work (nonzero = hole), and a grey-level mask (e.g. saved as JPEG) is thresholded at half scale, above
+:data:`~inpaint.data.imageio.MASK_THRESHOLD` = 127 of 255, the same level used for every mask file in the project. Inside the library the mask is float with 1 = valid, 0 = hole; the conversion happens here, at the
 boundary, and nowhere else.
 
 Inference policy (why: a hole wider than the network's reach cannot be filled in one pass, and a full-resolution pass
@@ -37,6 +38,7 @@ from PIL import Image
 from torch import nn
 
 from inpaint.checkpoint import load_model
+from inpaint.data.imageio import MASK_THRESHOLD, binarize_mask
 
 __all__ = [
     "DEFAULT_MAX_SIDE",
@@ -96,13 +98,18 @@ def image_to_uint8_array(image: np.ndarray | Image.Image, name: str = "image") -
     return arr
 
 
-def hole_mask_to_valid(mask: np.ndarray | Image.Image, name: str = "mask") -> np.ndarray:
-    """Convert a user mask (nonzero = hole) to the library's convention.
+def hole_mask_to_valid(
+    mask: np.ndarray | Image.Image, name: str = "mask", threshold: float = MASK_THRESHOLD
+) -> np.ndarray:
+    """Convert a user mask (white = hole) to the library's convention.
 
     Args:
         mask: (H, W) or (H, W, 1) array of bool, integers (0/1 or 0/255) or floats, or a PIL image (any mode is
-            converted to 8-bit grayscale first). Nonzero pixels are holes.
+            converted to 8-bit grayscale first). White pixels are holes: above ``threshold`` on the 0..255 scale,
+            above ``threshold / 255`` for masks on the 0..1 scale (see :func:`inpaint.data.imageio.binarize_mask`),
+            so binary masks read as "nonzero = hole".
         name: used in error messages.
+        threshold: 8-bit level (default :data:`~inpaint.data.imageio.MASK_THRESHOLD`, 127).
 
     Returns:
         (H, W) float32 array with 1 = valid (known) pixel, 0 = hole.
@@ -116,7 +123,7 @@ def hole_mask_to_valid(mask: np.ndarray | Image.Image, name: str = "mask") -> np
         raise ValueError(f"{name} must be HxW (nonzero = hole), got an array of shape {arr.shape}")
     if not (arr.dtype == np.bool_ or np.issubdtype(arr.dtype, np.number)):
         raise ValueError(f"{name} must be numeric or bool, got dtype {arr.dtype}")
-    return (arr == 0).astype(np.float32)
+    return (~binarize_mask(arr, threshold)).astype(np.float32)
 
 
 def pad_to_multiple(
@@ -295,19 +302,27 @@ class Inpainter:
         return raw.clamp(0.0, 1.0), (raw != 0).any(dim=1, keepdim=True)
 
     @overload
-    def __call__(self, image: Image.Image, mask: np.ndarray | Image.Image) -> Image.Image: ...
+    def __call__(
+        self, image: Image.Image, mask: np.ndarray | Image.Image, mask_threshold: float = ...
+    ) -> Image.Image: ...
     @overload
-    def __call__(self, image: np.ndarray, mask: np.ndarray | Image.Image) -> np.ndarray: ...
+    def __call__(
+        self, image: np.ndarray, mask: np.ndarray | Image.Image, mask_threshold: float = ...
+    ) -> np.ndarray: ...
 
     def __call__(
-        self, image: np.ndarray | Image.Image, mask: np.ndarray | Image.Image
+        self,
+        image: np.ndarray | Image.Image,
+        mask: np.ndarray | Image.Image,
+        mask_threshold: float = MASK_THRESHOLD,
     ) -> np.ndarray | Image.Image:
         """Inpaint one image.
 
         Args:
             image: (H, W, 3) uint8 RGB array or PIL image; any size (large ones are filled at a working resolution,
                 see the module docstring).
-            mask: (H, W) with nonzero = hole to fill (bool, 0/1, 0/255 or float), or a PIL image.
+            mask: (H, W), white = hole to fill (bool, 0/1, 0/255 or float), or a PIL image.
+            mask_threshold: 8-bit level above which a mask pixel is white (see :func:`hole_mask_to_valid`).
 
         Returns:
             The filled image, same size and type as ``image`` (uint8 array or RGB PIL image). Known pixels are
@@ -317,7 +332,7 @@ class Inpainter:
             ValueError: wrong types or sizes, a mask without holes or without known pixels (as the CLI).
         """
         arr = image_to_uint8_array(image)
-        hole = hole_mask_to_valid(mask) == 0
+        hole = hole_mask_to_valid(mask, threshold=mask_threshold) == 0
         if hole.shape != arr.shape[:2]:
             raise ValueError(
                 f"mask is {hole.shape[1]}x{hole.shape[0]} (WxH) but image is {arr.shape[1]}x{arr.shape[0]}"

@@ -8,8 +8,9 @@ Folders (masks matched to images by name: ``a.jpg`` <- ``a.png`` or ``a_mask*.pn
 
     python -m inpaint.predict -c last.ckpt -i images/ -m masks/ -o results/
 
-Masks: **nonzero (white) = hole to fill** (OpenCV / LaMa); 0/255 and 0/1 files both work. ``--invert-mask`` for masks
-where black marks the holes. Outputs are written atomically (temporary file + rename) and never replace an existing
+Masks: **white = hole to fill** (OpenCV / LaMa); 0/255 and 0/1 files both work, and grey levels count as white above
+127 of 255 (``--mask-threshold``), the one threshold the project uses for every mask file, so a mask saved as JPEG
+does not get speckled holes. ``--invert-mask`` for masks where black marks the holes. Outputs are written atomically (temporary file + rename) and never replace an existing
 file (an input photo in particular, e.g. ``-o photo.png -i photo.png`` or ``-o`` = the input folder) unless
 ``--overwrite`` is given. A bad input (missing or unreadable file, size mismatch, a mask without holes or with nothing
 but holes, an existing output) is reported with its file name; in folder mode the other pairs are still processed, and
@@ -30,6 +31,7 @@ import numpy as np
 from PIL import Image
 
 from inpaint.checkpoint import CheckpointError
+from inpaint.data.imageio import MASK_THRESHOLD
 from inpaint.inference import DEFAULT_MAX_SIDE
 from inpaint.io import atomic_output
 
@@ -49,27 +51,29 @@ class Pair:
     output: Path
 
 
-def load_mask(path: Path, invert: bool = False) -> np.ndarray:
-    """Read a mask file as an (H, W) bool array, True = hole (nonzero pixel; zero pixel with ``invert``).
+def load_mask(path: Path, invert: bool = False, threshold: float = MASK_THRESHOLD) -> np.ndarray:
+    """Read a mask file as an (H, W) bool array, True = hole: a white pixel (brightest channel above ``threshold``
+    of 255; above ``threshold / 255`` in a 0/1 file), or a dark one with ``invert``.
 
     Raises:
         InputError: unreadable file, or a mask without holes or without known pixels (the API's check).
     """
-    from inpaint.data.imageio import ImageDecodeError, load_rgb
+    from inpaint.data.imageio import ImageDecodeError, read_binary_image
     from inpaint.inference import check_hole_mask
 
     try:
-        rgb = load_rgb(path)
+        hole = read_binary_image(path, threshold=threshold)
     except ImageDecodeError as e:
         raise InputError(str(e)) from None
-    hole = rgb.max(axis=2) > 0
     hole = ~hole if invert else hole
     try:
         check_hole_mask(hole, str(path))
     except ValueError as e:
         if not hole.any():
             hint = "" if invert else "; if your masks mark holes in black, pass --invert-mask"
-            hint = f" (holes are {'zero' if invert else 'nonzero'} pixels){hint}"
+            hint = (
+                f" (holes are {'dark' if invert else 'white'} pixels, threshold {threshold:g} of 255){hint}"
+            )
         else:
             hint = f" ({'drop' if invert else 'pass'} --invert-mask if black marks the holes)"
         raise InputError(f"{e}{hint}") from None
@@ -85,7 +89,13 @@ def _load_image(path: Path) -> np.ndarray:
         raise InputError(str(e)) from None
 
 
-def predict_pair(inpainter: object, pair: Pair, invert_mask: bool = False, overwrite: bool = False) -> Path:
+def predict_pair(
+    inpainter: object,
+    pair: Pair,
+    invert_mask: bool = False,
+    overwrite: bool = False,
+    mask_threshold: float = MASK_THRESHOLD,
+) -> Path:
     """Inpaint one image with its mask and write the result atomically; returns the output path.
 
     Raises:
@@ -94,7 +104,7 @@ def predict_pair(inpainter: object, pair: Pair, invert_mask: bool = False, overw
     """
     check_output(pair, overwrite)
     image = _load_image(pair.image)
-    hole = load_mask(pair.mask, invert_mask)
+    hole = load_mask(pair.mask, invert_mask, mask_threshold)
     if hole.shape != image.shape[:2]:
         raise InputError(
             f"size mismatch: image {pair.image} is {image.shape[1]}x{image.shape[0]} but mask {pair.mask} is "
@@ -175,6 +185,13 @@ def _without_shared_outputs(pairs: list[Pair], problems: list[str]) -> tuple[lis
     return [p for p in pairs if len(by_output[p.output]) == 1], problems
 
 
+def _threshold(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 255:
+        raise argparse.ArgumentTypeError(f"must be in [0, 255), got {text}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="inpaint-predict",
@@ -198,6 +215,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default: cpu)")
     p.add_argument(
         "--invert-mask", action="store_true", help="masks mark holes in black (zero) instead of white"
+    )
+    p.add_argument(
+        "--mask-threshold",
+        type=_threshold,
+        default=MASK_THRESHOLD,
+        help=f"8-bit level above which a mask pixel is white (default {MASK_THRESHOLD}: JPEG noise in a mask "
+        "does not become holes; 0 = any nonzero pixel). 0/1 masks are scaled to 0/255 first",
     )
     p.add_argument(
         "--overwrite",
@@ -255,7 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     written = 0
     for pair in pairs:
         try:
-            predict_pair(inpainter, pair, args.invert_mask, args.overwrite)
+            predict_pair(inpainter, pair, args.invert_mask, args.overwrite, args.mask_threshold)
             written += 1
             log.info("%s + %s -> %s", pair.image, pair.mask, pair.output)
         except (

@@ -131,17 +131,52 @@ def _float_gray_to_255(arr: np.ndarray) -> np.ndarray:
     return arr.astype(np.float64) * (255.0 if hi <= 1.0 else 1.0)
 
 
-def read_binary_image(path: str | os.PathLike[str] | bytes, *, name: str | None = None) -> np.ndarray:
-    """Read a mask-like image and threshold it: a pixel is ``True`` where it is bright (any colour channel > 127).
+MASK_THRESHOLD = 127
+"""8-bit level above which a mask pixel counts as white (a hole in user-facing masks, everywhere in the project).
+
+Half of full scale rather than "nonzero", so that a mask saved as JPEG, or resized with interpolation, does not turn
+its faint compression noise into speckled holes. Binary masks (0/255, 0/1, bool) are read the same either way.
+"""
+
+
+def binarize_mask(level: np.ndarray, threshold: float = MASK_THRESHOLD) -> np.ndarray:
+    """True where a mask is white: ``level > threshold`` on the 0..255 scale.
+
+    Masks whose largest value is at most 1 (bool, 0/1 integers, floats in [0, 1]) are on the 0..1 scale, so there
+    the test is ``level > threshold / 255``; this keeps 0/1 masks working with any threshold below 255.
+
+    Args:
+        level: (H, W) bool or numeric array.
+        threshold: 8-bit level, 0 <= threshold < 255 (0 means "nonzero").
+
+    Returns:
+        (H, W) bool array.
+
+    >>> binarize_mask(np.array([[0, 3, 128, 255]], dtype=np.uint8)).tolist()
+    [[False, False, True, True]]
+    >>> binarize_mask(np.array([[0, 1]]), threshold=200).tolist()
+    [[False, True]]
+    """
+    if not 0 <= threshold < 255:
+        raise ValueError(f"mask threshold must be in [0, 255), got {threshold}")
+    arr = np.asarray(level)
+    if arr.dtype == np.bool_:
+        return arr.copy()
+    peak = float(arr.max(initial=0))
+    return arr > (threshold / 255.0 if peak <= 1.0 else threshold)
+
+
+def read_binary_image(
+    path: str | os.PathLike[str] | bytes, *, name: str | None = None, threshold: float = MASK_THRESHOLD
+) -> np.ndarray:
+    """Read a mask-like image and threshold it with :func:`binarize_mask` on its brightest colour channel.
 
     Args:
         path: file path or encoded bytes.
         name: label for error messages.
+        threshold: 8-bit level above which a pixel is white (default :data:`MASK_THRESHOLD`).
 
     Returns:
-        (H, W) bool array, ``True`` = white/nonzero pixel. No polarity is implied; callers map white to hole or valid.
+        (H, W) bool array, ``True`` = white pixel. No polarity is implied; callers map white to hole or valid.
     """
-    level = load_rgb(path, name=name).max(axis=2)
-    if int(level.max(initial=0)) == 1:
-        return level > 0  # stored as 0/1 instead of 0/255 (another encoding seen in the wild)
-    return level > 127
+    return binarize_mask(load_rgb(path, name=name).max(axis=2), threshold)
