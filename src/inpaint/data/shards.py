@@ -154,11 +154,28 @@ def write_shards(
 
     Files are written with :func:`inpaint.io.atomic_output`, so a crash never leaves a truncated shard.
     """
-    from webdataset import TarWriter
-
     if max_count < 1 or max_size < 1:
         raise ValueError(f"max_count and max_size must be positive, got {max_count}, {max_size}")
-    out = Path(out_dir)
+    out = _clear_shards(Path(out_dir), prefix, overwrite)
+    summary = PackSummary()
+    seen: set[str] = set()
+    # Leaving this block on an error removes the open shard's temporary file.
+    with _ShardSink(out, prefix, max_count, max_size) as sink:
+        for rec in records:
+            data = _read_record(rec, verify)
+            if data is None:
+                summary.skipped += 1
+                continue
+            sink.add(_unique_key(rec, seen), rec, data)
+            summary.written += 1
+        sink.finish()
+    summary.shards = sink.shards
+    _update_index(out, prefix, summary.shards, split_info)
+    return summary
+
+
+def _clear_shards(out: Path, prefix: str, overwrite: bool) -> Path:
+    """Create ``out`` and remove its ``<prefix>-*.tar`` shards; without ``overwrite``, existing ones are an error."""
     out.mkdir(parents=True, exist_ok=True)
     existing = sorted(out.glob(f"{prefix}-*.tar"))
     if existing and not overwrite:
@@ -167,52 +184,85 @@ def write_shards(
         )
     for f in existing:
         f.unlink()
-    summary = PackSummary()
-    writer: Any = None
-    pending = (
-        contextlib.ExitStack()
-    )  # the open shard's atomic_output, renamed into place when the shard is full
-    count = size = 0
+    return out
 
-    def close() -> None:
-        nonlocal writer
-        if writer is None:
+
+def _read_record(rec: ImageRecord, verify: bool) -> bytes | None:
+    """The encoded bytes of ``rec``; ``None`` (with a warning) when unreadable or, with ``verify``, undecodable."""
+    try:
+        data = Path(rec.path).read_bytes()
+        if verify:
+            load_rgb(data, name=rec.path)
+    except (OSError, ImageDecodeError) as err:
+        log.warning("pack: skipping %s (%s)", rec.path, err)
+        return None
+    return data
+
+
+def _unique_key(rec: ImageRecord, seen: set[str]) -> str:
+    """The shard key of ``rec``, added to ``seen``; two records with one key are an error."""
+    key = shard_key(rec.key)
+    if key in seen:
+        raise ValueError(f"pack: two images map to the shard key {key!r} (second: {rec.path})")
+    seen.add(key)
+    return key
+
+
+class _ShardSink:
+    """Writes samples into ``<prefix>-000000.tar``, ``<prefix>-000001.tar``, ..., starting a new shard when the open
+    one holds ``max_count`` samples or the next image would take it past ``max_size`` bytes.
+
+    The open shard is written through :func:`inpaint.io.atomic_output`, entered on an exit stack: a finished shard
+    is renamed into place, and leaving the ``with`` block on an error removes the open shard's temporary file.
+    """
+
+    def __init__(self, out: Path, prefix: str, max_count: int, max_size: int) -> None:
+        from webdataset import TarWriter
+
+        self._tar_writer = TarWriter
+        self.out, self.prefix, self.max_count, self.max_size = out, prefix, max_count, max_size
+        self.shards: list[tuple[str, int]] = []  # (file name, samples) of the finished shards
+        self._pending = contextlib.ExitStack()  # the open shard's atomic_output
+        self._writer: Any = None
+        self._count = self._size = 0
+
+    def __enter__(self) -> _ShardSink:
+        self._pending.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> bool | None:
+        return self._pending.__exit__(*exc)
+
+    def _name(self) -> str:
+        return f"{self.prefix}-{len(self.shards):06d}.tar"
+
+    def add(self, key: str, rec: ImageRecord, data: bytes) -> None:
+        """Write ``data`` (the encoded image of ``rec``) and its ``json`` metadata as sample ``key``."""
+        ext = Path(rec.path).suffix.lower().lstrip(".") or "jpg"
+        meta = json.dumps({"source": rec.path, "key": rec.key}).encode()
+        if self._writer is not None and (
+            self._count >= self.max_count or self._size + len(data) > self.max_size
+        ):
+            self.finish()
+        if self._writer is None:
+            self._open()
+        self._writer.write({"__key__": key, ext: data, "json": meta})
+        self._count += 1
+        self._size += len(data) + len(meta) + 1536  # tar headers
+
+    def _open(self) -> None:
+        tmp = self._pending.enter_context(atomic_output(self.out / self._name()))
+        self._writer = self._tar_writer(str(tmp), encoder=False, mtime=0.0, format="PAX_FORMAT")
+        self._count = self._size = 0
+
+    def finish(self) -> None:
+        """Close the open shard (if any) and rename it into place."""
+        if self._writer is None:
             return
-        writer.close()
-        pending.close()
-        summary.shards.append((f"{prefix}-{len(summary.shards):06d}.tar", count))
-        writer = None
-
-    seen: set[str] = set()
-    with pending:  # an error removes the open shard's temporary file
-        for rec in records:
-            try:
-                data = Path(rec.path).read_bytes()
-                if verify:
-                    load_rgb(data, name=rec.path)
-            except (OSError, ImageDecodeError) as err:
-                summary.skipped += 1
-                log.warning("pack: skipping %s (%s)", rec.path, err)
-                continue
-            key = shard_key(rec.key)
-            if key in seen:
-                raise ValueError(f"pack: two images map to the shard key {key!r} (second: {rec.path})")
-            seen.add(key)
-            ext = Path(rec.path).suffix.lower().lstrip(".") or "jpg"
-            meta = json.dumps({"source": rec.path, "key": rec.key}).encode()
-            if writer is not None and (count >= max_count or size + len(data) > max_size):
-                close()
-            if writer is None:
-                tmp = pending.enter_context(atomic_output(out / f"{prefix}-{len(summary.shards):06d}.tar"))
-                writer = TarWriter(str(tmp), encoder=False, mtime=0.0, format="PAX_FORMAT")
-                count = size = 0
-            writer.write({"__key__": key, ext: data, "json": meta})
-            count += 1
-            size += len(data) + len(meta) + 1536  # tar headers
-            summary.written += 1
-        close()
-    _update_index(out, prefix, summary.shards, split_info)
-    return summary
+        self._writer.close()
+        self._pending.close()
+        self.shards.append((self._name(), self._count))
+        self._writer = None
 
 
 def read_index(out_dir: str | os.PathLike[str]) -> dict[str, Any]:

@@ -66,6 +66,27 @@ def _build_loss(cfg: Mapping[str, Any]) -> InpaintingLoss:
     return LOSS_TARGETS[target](**kwargs)
 
 
+def _build_augment(cfg: Mapping[str, Any] | None) -> nn.Module | None:
+    """The training-batch colour augmentation from its config; ``None`` = none."""
+    if cfg is None:
+        return None
+    from inpaint.data.augment import ColourAugmentation  # kornia: only when asked for
+
+    return ColourAugmentation(**to_plain(cfg))
+
+
+def _check_options(lr_schedule: str, warmup_steps: int, min_lr_ratio: float, nonfinite_loss: str) -> None:
+    """Raise ``ValueError`` for an unknown learning-rate schedule or non-finite policy, or out-of-range values."""
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
+    if warmup_steps < 0 or not 0.0 <= min_lr_ratio <= 1.0:
+        raise ValueError(
+            f"need warmup_steps >= 0 and 0 <= min_lr_ratio <= 1, got {warmup_steps}, {min_lr_ratio}"
+        )
+    if nonfinite_loss not in NONFINITE_POLICIES:
+        raise ValueError(f"nonfinite_loss must be one of {NONFINITE_POLICIES}, got {nonfinite_loss!r}")
+
+
 class InpaintingModule(pl.LightningModule):
     """PConvUNet + InpaintingLoss, Adam, per-hole-ratio validation metrics.
 
@@ -112,14 +133,7 @@ class InpaintingModule(pl.LightningModule):
         max_nonfinite_in_a_row: int = 20,
     ) -> None:
         super().__init__()
-        if lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
-        if warmup_steps < 0 or not 0.0 <= min_lr_ratio <= 1.0:
-            raise ValueError(
-                f"need warmup_steps >= 0 and 0 <= min_lr_ratio <= 1, got {warmup_steps}, {min_lr_ratio}"
-            )
-        if nonfinite_loss not in NONFINITE_POLICIES:
-            raise ValueError(f"nonfinite_loss must be one of {NONFINITE_POLICIES}, got {nonfinite_loss!r}")
+        _check_options(lr_schedule, warmup_steps, min_lr_ratio, nonfinite_loss)
         net_cfg = {"_target_": "inpaint.models.PConvUNet", **to_plain(net or {})}
         loss_cfg = {"_target_": "inpaint.losses.InpaintingLoss", **to_plain(loss or {})}
         self.save_hyperparameters(
@@ -143,14 +157,15 @@ class InpaintingModule(pl.LightningModule):
         )
         self.net: PConvUNet = build_model(net_cfg, source="model.net config")
         self.loss = _build_loss(loss_cfg)
-        self.augment = None
-        if augment is not None:
-            from inpaint.data.augment import ColourAugmentation  # kornia: only when asked for
-
-            self.augment = ColourAugmentation(**to_plain(augment))
+        self.augment = _build_augment(augment)
         # Which VGG weights were really used (imagenet_or_random may have fallen back to random): train.py logs it
         # with the hyper-parameters and it is stored in every checkpoint.
         self.vgg_source: str = getattr(self.loss, "vgg_source", "unknown")
+        self._prepare_net(init_from, finetune, channels_last, compile)
+        self._init_step_state()
+
+    def _prepare_net(self, init_from: str | None, finetune: bool, channels_last: bool, compile: bool) -> None:
+        """Initial weights, fine-tuning freeze, memory format and compilation of the U-Net, in that order."""
         if init_from:
             self.load_net_weights(init_from)
         if finetune:
@@ -162,13 +177,16 @@ class InpaintingModule(pl.LightningModule):
             self.loss.to(memory_format=torch.channels_last)
         # A compiled function, not a module attribute: keeps state_dict keys free of `_orig_mod.` duplicates.
         self._net_forward = torch.compile(self.net.forward) if compile else self.net.forward
+
+    def _init_step_state(self) -> None:
+        """Evaluation metrics and the non-finite-step bookkeeping (after :meth:`_prepare_net`: the anchor is the
+        first parameter that still trains once the encoder BatchNorm may have been frozen)."""
         self.val_metrics = BinnedImageMetrics()
         self.test_metrics = BinnedImageMetrics()
         # Means synced when computed: under DDP a rank may see no evaluation batch at all (samples are split without
         # repeats), and a value logged per step with sync_dist would leave the other ranks waiting in its reduction.
-        self.eval_loss = MeanMetric(
-            nan_strategy="disable"
-        )  # a diverged model shows NaN, not a silently dropped value
+        # nan_strategy="disable": a diverged model shows NaN, not a silently dropped value.
+        self.eval_loss = MeanMetric(nan_strategy="disable")
         self.nonfinite_skipped = 0
         self.nonfinite_in_a_row = 0
         self._bn_saved: list[dict[str, torch.Tensor]] = []
