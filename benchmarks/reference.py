@@ -8,7 +8,9 @@ loss), deliberately without any of the library's optimisations:
 - :class:`NaivePConvUNet` concatenates full multi-channel masks in the decoder. Its parameter and buffer names are
   those of :class:`inpaint.models.PConvUNet`, so one state dict loads into both and outputs can be compared exactly.
 - :class:`NaiveInpaintingLoss` runs three separate VGG16 passes (output, composite, target) with autograd on for all
-  three (no ``torch.no_grad`` for the target) and the formulas of REFERENCE.md section 3.
+  three (no ``torch.no_grad`` for the target), with the same formulas as the library (docs/loss.md; Liu et al.
+  2018, section 3, "Loss Functions"): L1 terms averaged over all elements, Gram matrices ``F F^T / (C H W)``,
+  total variation over the one-pixel dilation of the hole.
 
 Everything is float32, contiguous (NCHW) and eager. Masks: float, 1 = valid pixel, 0 = hole.
 """
@@ -155,7 +157,7 @@ def naive_gram(feat: Tensor) -> Tensor:
 
 
 class NaiveInpaintingLoss(nn.Module):
-    """Liu et al.'s loss with three separate VGG16 passes (REFERENCE.md section 3).
+    """Liu et al.'s loss with three separate VGG16 passes (formulas and weights: docs/loss.md).
 
     Args:
         weights: multipliers of the terms; the paper's by default.

@@ -134,7 +134,8 @@ def test_equivalence_check_detects_a_formula_difference(shared) -> None:
     state, vgg = shared
     project = build_runner(Variant("p", "project"), LEVELS, BATCH, SIZE, "cpu", state, vgg)
     reference = build_runner(Variant("r", "reference"), LEVELS, BATCH, SIZE, "cpu", state, vgg)
-    # A classic bug (REFERENCE §8.1): renormalising by k^2 instead of C_in*k^2 in one decoder layer.
+    # A classic bug: renormalising by k^2 instead of C_in*k^2 in one decoder layer, whose mask has one channel per
+    # input channel (docs/method.md, "One partial convolution").
     conv = reference.model.decoder[0].conv
     conv.sum1 = float(conv.kernel_size[0] * conv.kernel_size[1])
     with pytest.raises(EquivalenceError, match="disagree"):

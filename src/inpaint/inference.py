@@ -157,10 +157,52 @@ class Inpainter:
         device: where to run it.
         config: the model config it was built from (kept for reference / export).
 
-    Example::
+    With a trained model::
 
         inpainter = Inpainter.from_checkpoint("last.ckpt", device="cpu")
         result = inpainter(image, mask)  # image HxWx3 uint8 (or PIL), mask HxW nonzero = hole
+
+    Shapes: ``inpainter(image, mask)`` takes an (H, W, 3) uint8 array (or a PIL image) and an (H, W) mask with
+    nonzero = hole, and returns the same type and size; ``inpaint_tensor(image, mask)`` takes (B, 3, H, W) float in
+    [0, 1] and (B, 1, H, W) with 1 = valid and returns (B, 3, H, W) float32. Either way the result is the composite
+    ``M * image + (1 - M) * fill``: known pixels come back unchanged. Any H and W work: the network's input is padded
+    to a multiple of ``2**levels`` (the padding counts as hole) and cropped back.
+
+    Examples:
+        Any module with the U-Net's interface works, here a tiny randomly initialised
+        :class:`~inpaint.models.PConvUNet` (its fill is noise, but the contract is the same as for a trained one):
+
+        >>> import numpy as np
+        >>> import torch
+        >>> from inpaint import Inpainter
+        >>> from inpaint.models import PConvUNet
+        >>> _ = torch.manual_seed(0)
+        >>> inpainter = Inpainter(PConvUNet(levels=3, base_channels=8), device="cpu")
+        >>> image = np.random.default_rng(0).integers(0, 256, size=(50, 70, 3), dtype=np.uint8)
+        >>> hole = np.zeros((50, 70), dtype=np.uint8)
+        >>> hole[10:30, 20:45] = 255  # white = hole to fill
+        >>> result = inpainter(image, hole)
+        >>> result.shape, result.dtype
+        ((50, 70, 3), dtype('uint8'))
+        >>> bool((result[hole == 0] == image[hole == 0]).all())  # known pixels: bit-identical
+        True
+
+        The batched tensor form, in the library's convention (mask 1 = valid):
+
+        >>> x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255  # (1, 3, 50, 70) in [0, 1]
+        >>> m = torch.from_numpy(hole == 0)[None, None].float()  # (1, 1, 50, 70)
+        >>> out = inpainter.inpaint_tensor(x, m)
+        >>> out.shape, out.dtype
+        (torch.Size([1, 3, 50, 70]), torch.float32)
+        >>> torch.equal(out * m, x * m), bool(out.min() >= 0), bool(out.max() <= 1)
+        (True, True, True)
+
+        A mask without holes (or without known pixels) is refused:
+
+        >>> inpainter(image, np.zeros((50, 70), dtype=bool))
+        Traceback (most recent call last):
+            ...
+        ValueError: mask: mask has no hole pixels (nonzero = hole), nothing to inpaint
     """
 
     def __init__(

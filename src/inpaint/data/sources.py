@@ -100,10 +100,11 @@ def places2_records(
 ) -> list[ImageRecord]:
     """Places365 (Places2) images of a split.
 
-    Layout (REFERENCE §6): ``<root>/data_256/a/airfield/00000001.jpg`` (train; ``data_large`` for the high-resolution
-    variant, ``data_256_standard``/``_challenge`` as torchvision names them), ``<root>/val_256/Places365_val_*.jpg``,
-    ``<root>/test_256/...``, with file lists ``places365_train_standard.txt`` (or ``_challenge``),
-    ``places365_val.txt``, ``places365_test.txt`` in ``<root>`` or ``<root>/filelist_places365-standard``.
+    Layout (docs/data.md, "Datasets on disk"): ``<root>/data_256/a/airfield/00000001.jpg`` (train; ``data_large``
+    for the high-resolution variant, ``data_256_standard``/``_challenge`` as torchvision names them),
+    ``<root>/val_256/Places365_val_*.jpg``, ``<root>/test_256/...``, with file lists
+    ``places365_train_standard.txt`` (or ``_challenge``), ``places365_val.txt``, ``places365_test.txt`` in ``<root>``
+    or ``<root>/filelist_places365-standard``.
 
     Args:
         variant: ``"standard"`` or ``"challenge"`` (training list and folder).

@@ -2,7 +2,9 @@
 
 All functions take images as float tensors (B, 3, H, W) in [0, 1] and compute in float32, whatever the input dtype
 (so autocast / half-precision outputs give the same numbers). They are meant for the *composited* result
-(known pixels copied from the target), as in Liu et al. (2018) and REFERENCE.md §7.
+(known pixels copied from the target), as described in docs/evaluation.md. Liu et al. (2018, section 4,
+"Comparisons") report L1, PSNR and SSIM per hole-ratio bin of NVIDIA's test masks; the bins are those of
+:mod:`inpaint.data.masks.ratio`.
 """
 
 from __future__ import annotations

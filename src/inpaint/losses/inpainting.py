@@ -177,6 +177,44 @@ class InpaintingLoss(nn.Module):
         active_terms: the terms computed, in :data:`LOSS_TERMS` order.
         vgg: the frozen :class:`VGG16FeatureExtractor`, or ``None`` when no VGG term is active.
         vgg_source: which VGG weights were used: ``"imagenet"``, ``"random"``, ``"file:<path>"`` or ``"none"``.
+
+    Shapes: ``forward(output, target, mask)`` with output and target (B, 3, H, W) in [0, 1], mask (B, 1 or 3, H, W),
+    1 = valid; returns a dict of scalars. The formulas are in the module docstring and docs/loss.md (Liu et al. 2018,
+    section 3, "Loss Functions")::
+
+        total = 1 valid + 6 hole + 0.05 perceptual + 120 (style_out + style_comp) + 0.1 tv
+
+    Examples:
+        Without the VGG terms no VGG is built. A grey 32x32 target, an output that is wrong (0 instead of 0.5)
+        exactly in a 16x16 hole: ``hole = 0.5 * 256 / 1024``, and the composite's total variation over the hole
+        dilated by one pixel counts 64 edge pairs of 0.5 in each of 3 channels, ``tv = 96 / (3 * 32 * 32)``.
+
+        >>> import torch
+        >>> from inpaint.losses import InpaintingLoss
+        >>> loss = InpaintingLoss(weights={"perceptual": 0, "style_out": 0, "style_comp": 0})
+        >>> loss.vgg is None, loss.vgg_source, loss.active_terms
+        (True, 'none', ('valid', 'hole', 'tv'))
+        >>> target = torch.full((1, 3, 32, 32), 0.5)
+        >>> mask = torch.ones(1, 1, 32, 32)
+        >>> mask[..., 8:24, 8:24] = 0  # hole
+        >>> output = target.clone()
+        >>> output[..., 8:24, 8:24] = 0.0
+        >>> terms = loss(output, target, mask)
+        >>> {k: round(float(v), 6) for k, v in terms.items()}
+        {'valid': 0.0, 'hole': 0.125, 'tv': 0.03125, 'total': 0.753125}
+
+        The full loss. Offline (no ImageNet weights can be downloaded here) ``vgg_weights="random"`` builds a VGG16
+        with random weights, which is only good for tests: real training needs ``"imagenet"``.
+
+        >>> full = InpaintingLoss(vgg_weights="random")
+        >>> full.vgg_source
+        'random'
+        >>> terms = full(output, target, mask)
+        >>> sorted(terms)
+        ['hole', 'perceptual', 'style_comp', 'style_out', 'total', 'tv', 'valid']
+        >>> weighted = sum(full.weights[k] * terms[k] for k in full.active_terms)
+        >>> torch.allclose(terms["total"], weighted)
+        True
     """
 
     def __init__(

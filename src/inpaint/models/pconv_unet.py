@@ -1,4 +1,4 @@
-"""The partial-convolution U-Net of Liu et al. (2018), Table/Section 3.3 of the paper.
+"""The partial-convolution U-Net of Liu et al. (2018), section 3.2 of the paper (see docs/method.md).
 
 Encoder: ``levels`` stride-2 partial convolutions (kernels 7, 5, 5, 3, 3, ...; channels 64, 128, 256, 512, ...),
 BatchNorm on all but the first, ReLU. Decoder: nearest x2 upsampling of features and mask, concatenation with the
@@ -165,7 +165,48 @@ class PConvUNet(nn.Module):
     Shapes:
         image: (B, in_channels, H, W), float in [0, 1].
         mask: (B, 1, H, W) or (B, in_channels, H, W), 1 = valid, 0 = hole (the library's internal convention).
-        Returns (B, out_channels, H, W): the raw prediction everywhere; composite with the known pixels yourself.
+        Returns (B, out_channels, H, W): the raw prediction everywhere; composite with the known pixels yourself:
+        ``I_comp = M * image + (1 - M) * output``.
+
+    The image enters multiplied by its mask, so hole pixels never influence the output. Each encoder level halves H
+    and W (stride-2 partial convolution); each decoder level upsamples features and mask by 2 (nearest) and
+    concatenates the encoder output of the same size, so the output has the input's size.
+
+    Examples:
+        A tiny, randomly initialised network (3 levels, so H and W must be multiples of ``2**3 = 8``):
+
+        >>> import torch
+        >>> from inpaint.models import PConvUNet, layer_table
+        >>> net = PConvUNet(levels=3, base_channels=8).eval()
+        >>> [(s.name, s.kernel, s.stride, s.in_channels, s.out_channels) for s in layer_table(3, base_channels=8)]
+        ... # doctest: +NORMALIZE_WHITESPACE
+        [('enc1', 7, 2, 3, 8), ('enc2', 5, 2, 8, 16), ('enc3', 5, 2, 16, 32),
+         ('dec4', 3, 1, 48, 16), ('dec5', 3, 1, 24, 8), ('dec6', 3, 1, 11, 3)]
+        >>> image = torch.rand(2, 3, 64, 64)
+        >>> mask = torch.ones(2, 1, 64, 64)
+        >>> mask[..., 16:40, 20:48] = 0  # hole
+        >>> with torch.no_grad():
+        ...     output = net(image, mask)
+        >>> output.shape
+        torch.Size([2, 3, 64, 64])
+
+        What the hole holds does not matter, and the composite keeps every known pixel:
+
+        >>> garbage = image.clone()
+        >>> garbage[..., 16:40, 20:48] = 123.0
+        >>> with torch.no_grad():
+        ...     torch.equal(net(garbage, mask), output)
+        True
+        >>> composite = mask * image + (1 - mask) * output
+        >>> torch.equal(composite[mask.expand_as(image) == 1], image[mask.expand_as(image) == 1])
+        True
+
+        Other sizes are refused with the nearest valid ones (:class:`inpaint.Inpainter` pads instead):
+
+        >>> net(torch.rand(1, 3, 60, 60), torch.ones(1, 1, 60, 60))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+            ...
+        ValueError: PConvUNet(levels=3) needs H and W divisible by 2**3 = 8; got 60x60. Nearest valid: H 56 or 64, ...
     """
 
     def __init__(

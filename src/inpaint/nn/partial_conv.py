@@ -37,6 +37,64 @@ class PartialConv2d(nn.Conv2d):
     Shapes:
         x: (B, C_in, H, W); mask: (B, 1, H, W) or (B, C_in, H, W) with ``multi_channel``; 1 = valid.
         Returns ``(y, new_mask)`` with y (B, C_out, H', W') and new_mask (B, 1, H', W') in {0, 1}, float32.
+        H' and W' are those of :class:`torch.nn.Conv2d` with the same arguments.
+
+    Maths, per output position (see docs/method.md; Liu et al. 2018, section 3.1)::
+
+        sumM = sum of the mask over the window (zero padding counts as hole)
+        y        = W^T (X * M) * sum1 / sumM + b     if sumM > 0
+        y        = 0                                 if sumM = 0   (not b)
+        new_mask = 1 if sumM > 0 else 0
+
+    Examples:
+        A 4x4 hole in an 8x8 image: a 3x3 partial convolution shrinks it by one pixel on every side. Where a window
+        sees only hole, the output is exactly 0 (not the bias) and the updated mask is 0.
+
+        >>> import torch
+        >>> from inpaint.nn import PartialConv2d
+        >>> conv = PartialConv2d(3, 8, kernel_size=3, padding=1)
+        >>> x = torch.rand(2, 3, 8, 8)
+        >>> mask = torch.ones(2, 1, 8, 8)
+        >>> mask[..., 2:6, 2:6] = 0  # hole
+        >>> y, new_mask = conv(x, mask)
+        >>> y.shape, new_mask.shape
+        (torch.Size([2, 8, 8, 8]), torch.Size([2, 1, 8, 8]))
+        >>> new_mask[0, 0, 1:7, 1:7]
+        tensor([[1., 1., 1., 1., 1., 1.],
+                [1., 1., 1., 1., 1., 1.],
+                [1., 1., 0., 0., 1., 1.],
+                [1., 1., 0., 0., 1., 1.],
+                [1., 1., 1., 1., 1., 1.],
+                [1., 1., 1., 1., 1., 1.]])
+        >>> bool((y[..., 3:5, 3:5] == 0).all())  # fully-holed windows: exactly 0
+        True
+
+        The factor ``sum1 / sumM`` rescales a window as if it were fully valid: with unit weights and no bias, a
+        constant image of ones gives ``C_in * k * k = 27`` everywhere, also in the corners, whose window sees 4 of
+        its 9 pixels (the zero padding is hole) and is scaled by 9/4.
+
+        >>> with torch.no_grad():
+        ...     _ = conv.weight.fill_(1.0)
+        ...     _ = conv.bias.zero_()
+        >>> conv.sum1
+        9.0
+        >>> y, new_mask = conv(torch.ones(1, 3, 4, 4), torch.ones(1, 1, 4, 4))
+        >>> y[0, 0].detach()
+        tensor([[27., 27., 27., 27.],
+                [27., 27., 27., 27.],
+                [27., 27., 27., 27.],
+                [27., 27., 27., 27.]])
+
+        With ``multi_channel=True`` the mask has one channel per input channel and ``sum1 = C_in * k * k``:
+
+        >>> PartialConv2d(3, 8, kernel_size=3, multi_channel=True).sum1
+        27.0
+
+        Strided, as in the U-Net's encoder (the mask is downsampled with the features):
+
+        >>> y, new_mask = PartialConv2d(3, 8, kernel_size=3, stride=2, padding=1)(x, mask)
+        >>> y.shape, new_mask.shape
+        (torch.Size([2, 8, 4, 4]), torch.Size([2, 1, 4, 4]))
     """
 
     def __init__(

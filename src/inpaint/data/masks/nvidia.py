@@ -29,7 +29,9 @@ from inpaint.data.masks.ratio import BIN_NAMES, HOLE_RATIO_BINS
 log = logging.getLogger(__name__)
 
 POLARITIES = ("auto", "white_hole", "black_hole")
-# Polarity detection: a white fraction above this means white is the valid region (REFERENCE §5).
+# Polarity detection: a file more than this fraction white draws its holes in black (white is the valid region).
+# NVIDIA's test masks cover at most 60 % of the image (the six bins end at 0.6), so a mask that is mostly white
+# cannot be white holes. See docs/data.md#masks.
 INVERTED_THRESHOLD = 0.6
 
 # Folder names of the releases as unpacked from NVIDIA's archives (and common mirrors); searched under ``root``.
