@@ -105,3 +105,18 @@ def test_evaluate_function_importable() -> None:
     from inpaint.evaluation import evaluate as evaluate_impl
 
     assert callable(evaluate) and evaluate is evaluate_impl
+
+
+def test_the_distribution_is_not_the_unrelated_inpaint_on_the_index() -> None:
+    """``pip install inpaint`` installs someone else's project; ours is ``pconv-inpaint`` and provides ``inpaint``."""
+    import tomllib
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    pyproject = tomllib.loads((README.parent / "pyproject.toml").read_text())
+    assert pyproject["project"]["name"] == "pconv-inpaint"
+    assert "pip install -e '.[dev]'" in _readme() or "pip install -e ." in _readme()
+    try:
+        dist = distribution("pconv-inpaint")
+    except PackageNotFoundError:
+        pytest.skip("pconv-inpaint is not installed in this environment (running from a source tree)")
+    assert dist.metadata["Name"] == "pconv-inpaint"

@@ -378,7 +378,7 @@ def build_app(
             ends); default: a fresh temporary directory.
     """
     if gr is None:
-        raise ImportError("the inpainting page needs Gradio: pip install 'inpaint[app]'")
+        raise ImportError("the inpainting page needs Gradio: pip install 'pconv-inpaint[app]'")
     results = Path(results_dir or tempfile.mkdtemp(prefix="inpaint-results-"))
     page = _Page(inpainter, max_side, results)
     with gr.Blocks(

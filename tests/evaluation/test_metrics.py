@@ -63,6 +63,19 @@ def test_half_precision_input_is_computed_in_float32(images: torch.Tensor) -> No
     assert torch.allclose(out, torch.full((3,), 20.0), atol=0.05)
 
 
+def test_metrics_under_bf16_autocast_equal_float32() -> None:
+    """Validation runs under the trainer's precision (bf16-mixed in the demo); the metrics must not."""
+    from skimage import data
+
+    photo = torch.from_numpy(data.astronaut()[100:228, 150:278].copy()).permute(2, 0, 1)[None].float() / 255
+    noisy = (photo + 0.01 * torch.randn(photo.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    exact = {f.__name__: f(noisy, photo) for f in (psnr_per_image, ssim_per_image)}
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under = {f.__name__: f(noisy, photo) for f in (psnr_per_image, ssim_per_image)}
+    for name, value in exact.items():
+        assert torch.allclose(under[name], value, atol=1e-5), (name, under[name], value)
+
+
 def test_shape_mismatch_raises(images: torch.Tensor) -> None:
     with pytest.raises(ValueError, match="same shape"):
         l1_per_image(images, images[:, :, :-1])

@@ -556,6 +556,7 @@ def test_a_run_says_what_matters_without_lightning_noise(tmp_path, train_cli):
     assert proc.returncode == 0, out[-3000:]
     assert "step 8/8" in out and "/-2" not in out
     assert "skipped 0 unreadable" not in out
+    assert "Tip:" not in out and "litlogger" not in out  # Lightning's advertisement for its cloud logger
     import re
 
     assert not [p for p in QUIET_WARNINGS if re.search(p, out)]

@@ -87,7 +87,10 @@ def ssim_per_image(pred: torch.Tensor, target: torch.Tensor, data_range: float =
         (B,) float32 in [-1, 1]; 1 for identical images.
     """
     pred, target = _check_pair(pred, target)
-    out = structural_similarity_index_measure(pred, target, data_range=data_range, reduction="none")
+    # Float32 whatever the caller's autocast: SSIM's variances are differences of Gaussian-filtered squares, which a
+    # bf16 convolution (validation runs under the trainer's precision) cancels into noise.
+    with torch.autocast(pred.device.type, enabled=False):
+        out = structural_similarity_index_measure(pred, target, data_range=data_range, reduction="none")
     assert isinstance(out, torch.Tensor)  # tuple only with return_full_image / return_contrast_sensitivity
     return out.float()
 

@@ -179,11 +179,11 @@ class EvaluationReport:
         if not examples:
             raise ValueError(f"no {which!r} examples in this report (have: {sorted(self.examples)})")
         columns = ["input", *[m for m in self.methods if m != MODEL_METHOD], MODEL_METHOD, "target"]
-        labels = {
+        labels = {  # short: a 128-pixel column has room for about 20 characters
             "input": "input (holes white)",
             "target": "ground truth",
-            **METHOD_LABELS,
-            MODEL_METHOD: "PConv (model)",
+            **{m: label.removesuffix(" (OpenCV)") for m, label in METHOD_LABELS.items()},
+            MODEL_METHOD: "PConv U-Net",
         }
         return image_grid(
             [[ex.images[c] for c in columns] for ex in examples],

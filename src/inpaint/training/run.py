@@ -97,6 +97,11 @@ QUIET_WARNINGS = (
 )
 
 
+def _drop_lightning_tips(record: logging.LogRecord) -> bool:
+    """Lightning advertises its cloud logger at every fit ("💡 Tip: ... litlogger"); a run's console is for the run."""
+    return not str(record.msg).startswith("💡 Tip")
+
+
 def _scalars(metrics: Mapping[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if v.numel() == 1}
 
@@ -105,6 +110,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Build everything from ``cfg``, fit (and optionally test). Returns the final callback metrics as floats."""
     for pattern in QUIET_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
+    rank_zero_log = logging.getLogger("pytorch_lightning.utilities.rank_zero")
+    if _drop_lightning_tips not in rank_zero_log.filters:
+        rank_zero_log.addFilter(_drop_lightning_tips)
     output_dir = Path(cfg.paths.output_dir)
     if cfg.model.get("finetune") and not cfg.model.get("init_from") and not cfg.get("ckpt_path"):
         raise ValueError(
