@@ -217,9 +217,6 @@ class _ShardSink:
     """
 
     def __init__(self, out: Path, prefix: str, max_count: int, max_size: int) -> None:
-        from webdataset import TarWriter
-
-        self._tar_writer = TarWriter
         self.out, self.prefix, self.max_count, self.max_size = out, prefix, max_count, max_size
         self.shards: list[tuple[str, int]] = []  # (file name, samples) of the finished shards
         self._pending = contextlib.ExitStack()  # the open shard's atomic_output
@@ -251,8 +248,10 @@ class _ShardSink:
         self._size += len(data) + len(meta) + 1536  # tar headers
 
     def _open(self) -> None:
+        from webdataset import TarWriter  # imported on use, as everywhere in this module
+
         tmp = self._pending.enter_context(atomic_output(self.out / self._name()))
-        self._writer = self._tar_writer(str(tmp), encoder=False, mtime=0.0, format="PAX_FORMAT")
+        self._writer = TarWriter(str(tmp), encoder=False, mtime=0.0, format="PAX_FORMAT")
         self._count = self._size = 0
 
     def finish(self) -> None:
