@@ -292,47 +292,23 @@ def test_grey_mask_is_thresholded_at_one_level_everywhere(
 
     assert np.array_equal(read_binary_image(tmp_path / "m.png"), expected)
     api = Inpainter.from_checkpoint(ckpt)(img, grey)
-    code, err = _run(
-        capsys, "-c", ckpt, "-i", tmp_path / "a.png", "-m", tmp_path / "m.png", "-o", tmp_path / "o.png"
-    )
-    assert code == 0, err
-    cli = np.asarray(Image.open(tmp_path / "o.png"))
+
+    def predict(out: str, *extra: str) -> np.ndarray:
+        args = ("-c", ckpt, "-i", tmp_path / "a.png", "-m", tmp_path / "m.png", "-o", tmp_path / out, *extra)
+        code, err = _run(capsys, *args)
+        assert code == 0, err
+        return np.asarray(Image.open(tmp_path / out))
+
+    cli = predict("o.png")
     assert np.array_equal(cli, api)
     assert np.array_equal(cli[~expected], img[~expected])  # speckles were not filled
     assert (cli[expected] != img[expected]).any(axis=-1).mean() > 0.9
 
     # threshold 0 = nonzero: every speckle becomes a hole
-    code, err = _run(
-        capsys,
-        "-c",
-        ckpt,
-        "-i",
-        tmp_path / "a.png",
-        "-m",
-        tmp_path / "m.png",
-        "-o",
-        tmp_path / "z.png",
-        "--mask-threshold",
-        "0",
-    )
-    assert code == 0, err
     nonzero = grey > 0
     assert np.array_equal(read_binary_image(tmp_path / "m.png", threshold=0), nonzero)
-    assert not np.array_equal(
-        np.asarray(Image.open(tmp_path / "z.png"))[nonzero & ~expected], img[nonzero & ~expected]
-    )
+    speckles = nonzero & ~expected
+    assert not np.array_equal(predict("z.png", "--mask-threshold", "0")[speckles], img[speckles])
     with pytest.raises(SystemExit) as exit_info:
-        _run(
-            capsys,
-            "-c",
-            ckpt,
-            "-i",
-            tmp_path / "a.png",
-            "-m",
-            tmp_path / "m.png",
-            "-o",
-            tmp_path / "x.png",
-            "--mask-threshold",
-            "300",
-        )
+        predict("x.png", "--mask-threshold", "300")
     assert exit_info.value.code == 2
