@@ -2,7 +2,8 @@
 
 User-facing convention (OpenCV / LaMa): the mask is H x W and **white = hole to fill**; 0/255, 0/1 and bool masks
 all work (nonzero = hole), and a grey-level mask (e.g. saved as JPEG) is thresholded at half scale, above
-:data:`~inpaint.data.imageio.MASK_THRESHOLD` = 127 of 255, the same level used for every mask file in the project. Inside the library the mask is float with 1 = valid, 0 = hole; the conversion happens here, at the
+:data:`~inpaint.data.imageio.MASK_THRESHOLD` = 127 of 255, the same level used for every mask file in the project.
+Inside the library the mask is float with 1 = valid, 0 = hole; the conversion happens here, at the
 boundary, and nowhere else.
 
 Inference policy (why: a hole wider than the network's reach cannot be filled in one pass, and a full-resolution pass
@@ -163,7 +164,7 @@ class Inpainter:
         result = inpainter(image, mask)  # image HxWx3 uint8 (or PIL), mask HxW nonzero = hole
 
     Shapes: ``inpainter(image, mask)`` takes an (H, W, 3) uint8 array (or a PIL image) and an (H, W) mask with
-    nonzero = hole, and returns the same type and size; ``inpaint_tensor(image, mask)`` takes (B, 3, H, W) float in
+    white = hole, and returns the same type and size; ``inpaint_tensor(image, mask)`` takes (B, 3, H, W) float in
     [0, 1] and (B, 1, H, W) with 1 = valid and returns (B, 3, H, W) float32. Either way the result is the composite
     ``M * image + (1 - M) * fill``: known pixels come back unchanged. Any H and W work: the network's input is padded
     to a multiple of ``2**levels`` (the padding counts as hole) and cropped back.

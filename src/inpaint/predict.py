@@ -10,9 +10,9 @@ Folders (masks matched to images by name: ``a.jpg`` <- ``a.png`` or ``a_mask*.pn
 
 Masks: **white = hole to fill** (OpenCV / LaMa); 0/255 and 0/1 files both work, and grey levels count as white above
 127 of 255 (``--mask-threshold``), the one threshold the project uses for every mask file, so a mask saved as JPEG
-does not get speckled holes. ``--invert-mask`` for masks where black marks the holes. Outputs are written atomically (temporary file + rename) and never replace an existing
-file (an input photo in particular, e.g. ``-o photo.png -i photo.png`` or ``-o`` = the input folder) unless
-``--overwrite`` is given. A bad input (missing or unreadable file, size mismatch, a mask without holes or with nothing
+does not get speckled holes. ``--invert-mask`` for masks where black marks the holes. Outputs are written atomically
+(temporary file + rename) and never replace an existing file (an input photo in particular, e.g.
+``-o photo.png -i photo.png`` or ``-o`` = the input folder) unless ``--overwrite`` is given. A bad input (missing or unreadable file, size mismatch, a mask without holes or with nothing
 but holes, an existing output) is reported with its file name; in folder mode the other pairs are still processed, and
 the exit status is 1 if anything failed. Large photos are filled at a working resolution (``--max-side``, see
 :mod:`inpaint.inference`).
