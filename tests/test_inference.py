@@ -289,3 +289,44 @@ def test_4000x3000_photo_needs_well_under_4_gb() -> None:
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["peak_mib"] < 3 * 1024, result  # the whole process, torch and the model included
     assert result["known_equal"] and result["reached"][-1], result
+
+
+class _Ramp(torch.nn.Module):
+    """Fills every pixel with its column position, 0 at the left edge to 1 at the right: not mirror-symmetric, so
+    a transform the self-ensemble failed to undo would show."""
+
+    levels = 1
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        w = image.shape[-1]
+        return torch.linspace(0.0, 1.0, w).expand_as(image).contiguous()
+
+
+@pytest.mark.parametrize("passes", [2, 4, 8])
+def test_self_ensemble_undoes_each_flip_and_turn(passes: int) -> None:
+    image = torch.rand(2, 3, 6, 6)
+    mask = torch.ones(2, 1, 6, 6)
+    mask[..., 1:5, 2:4] = 0
+    hole = mask == 0
+    single = Inpainter(_Ramp(), self_ensemble=1).inpaint_tensor(image, mask)
+    ensemble = Inpainter(_Ramp(), self_ensemble=passes).inpaint_tensor(image, mask)
+    ramp = torch.linspace(0.0, 1.0, 6).expand(2, 3, 6, 6)
+    # Each mirrored or turned copy, undone, is the ramp mirrored or transposed: their mean is 0.5 everywhere.
+    assert torch.equal(single[hole.expand_as(image)], ramp[hole.expand_as(image)])
+    assert torch.allclose(
+        ensemble[hole.expand_as(image)], torch.full_like(ensemble, 0.5)[hole.expand_as(image)]
+    )
+    assert torch.equal(ensemble[~hole.expand_as(image)], image[~hole.expand_as(image)])
+
+
+def test_self_ensemble_of_a_real_network_keeps_shape_and_known_pixels(inpainter: Inpainter) -> None:
+    image, mask = torch.rand(1, 3, 37, 53), torch.ones(1, 1, 37, 53)
+    mask[..., 5:20, 10:40] = 0
+    out = Inpainter(inpainter.model, self_ensemble=8).inpaint_tensor(image, mask)
+    assert out.shape == image.shape and torch.equal(out * mask, image * mask)
+    assert not torch.equal(out, inpainter.inpaint_tensor(image, mask))
+
+
+def test_self_ensemble_size_is_checked() -> None:
+    with pytest.raises(ValueError, match="self_ensemble must be one of"):
+        Inpainter(_Ramp(), self_ensemble=3)

@@ -47,6 +47,23 @@ def test_single_image(ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[
     assert sorted(p.name for p in out.parent.iterdir()) == ["a_filled.png"]  # no temporary files left
 
 
+def test_self_ensemble_option_matches_the_api(
+    ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny
+) -> None:
+    from inpaint import Inpainter
+
+    img = _image(tmp_path / "a.png")
+    hole = _mask(tiny, tmp_path / "m.png")
+    args = ["-c", ckpt, "-i", tmp_path / "a.png", "-m", tmp_path / "m.png"]
+    code, err = _run(capsys, *args, "-o", tmp_path / "e8.png", "--self-ensemble", "8")
+    assert code == 0, err
+    expected = Inpainter.from_checkpoint(ckpt, self_ensemble=8)(img, hole)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "e8.png")), expected)
+    assert not np.array_equal(expected, Inpainter.from_checkpoint(ckpt)(img, hole))
+    with pytest.raises(SystemExit):
+        main([str(a) for a in args] + ["-o", str(tmp_path / "e3.png"), "--self-ensemble", "3"])
+
+
 def test_invert_mask(ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny) -> None:
     img = _image(tmp_path / "a.png")
     hole = tiny.hole_mask(H, W, 0.2, seed=3) > 0

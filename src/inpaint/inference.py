@@ -43,6 +43,7 @@ from inpaint.data.imageio import MASK_THRESHOLD, binarize_mask
 
 __all__ = [
     "DEFAULT_MAX_SIDE",
+    "SELF_ENSEMBLE_SIZES",
     "Inpainter",
     "UnfilledHoleWarning",
     "check_hole_mask",
@@ -56,6 +57,20 @@ __all__ = [
 # photo needs 2.0 GB peak RSS (whole process) at 1024 and 3.5 GB at 2048, too close to a 4 GB budget; 1024 is also
 # closer to the 256-512 px the network is trained on.
 DEFAULT_MAX_SIDE = 1024
+
+# The self-ensemble's transforms (horizontal flip, quarter turns), in the order they are added: 2 = identity and
+# mirror, 4 = also both upside down, 8 = all of them. The demo network is trained on all 8 orientations.
+DIHEDRAL: tuple[tuple[bool, int], ...] = (
+    (False, 0),
+    (True, 0),
+    (False, 2),
+    (True, 2),
+    (False, 1),
+    (True, 1),
+    (False, 3),
+    (True, 3),
+)
+SELF_ENSEMBLE_SIZES = (1, 2, 4, 8)
 
 
 class UnfilledHoleWarning(RuntimeWarning):
@@ -157,6 +172,10 @@ class Inpainter:
             ``levels`` attribute (H and W must be multiples of ``2**levels``), e.g. :class:`inpaint.models.PConvUNet`.
         device: where to run it.
         config: the model config it was built from (kept for reference / export).
+        max_side: longest side of the working resolution (see the module docstring); ``None`` = full resolution.
+        self_ensemble: 1 (the network once), or 2, 4, 8: the mean of the network's fills of the image under that
+            many flips and quarter turns (:data:`DIHEDRAL`), each undone. Costs that many passes; smooths the noise
+            of a small or briefly trained network (measured for the demo: docs/demo.md).
 
     With a trained model::
 
@@ -212,7 +231,11 @@ class Inpainter:
         device: str | torch.device = "cpu",
         config: dict[str, Any] | None = None,
         max_side: int | None = DEFAULT_MAX_SIDE,
+        self_ensemble: int = 1,
     ) -> None:
+        if self_ensemble not in SELF_ENSEMBLE_SIZES:
+            raise ValueError(f"self_ensemble must be one of {SELF_ENSEMBLE_SIZES}, got {self_ensemble!r}")
+        self.self_ensemble = self_ensemble
         self.device = torch.device(device)
         # channels_last: faster convolutions and less memory (benchmarks/RESULTS.md: 665 -> 585 ms, 416 -> 316 MiB
         # for one 512x512 image on the 2-core CPU), identical outputs.
@@ -232,14 +255,15 @@ class Inpainter:
         path: str | os.PathLike[str],
         device: str | torch.device = "cpu",
         max_side: int | None = DEFAULT_MAX_SIDE,
+        self_ensemble: int = 1,
     ) -> Inpainter:
         """Load a Lightning ``.ckpt`` or an exported ``.safetensors`` safely (see :mod:`inpaint.checkpoint`).
 
         ``max_side``: longest side of the working resolution (see the module docstring); ``None`` runs the network
-        at full resolution (memory grows with the image: ~10 GB for 4000x3000).
+        at full resolution (memory grows with the image: ~10 GB for 4000x3000). ``self_ensemble``: see the class.
         """
         model, config = load_model(path, map_location="cpu")
-        return cls(model, device=device, config=config, max_side=max_side)
+        return cls(model, device=device, config=config, max_side=max_side, self_ensemble=self_ensemble)
 
     @torch.inference_mode()
     def inpaint_tensor(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -337,12 +361,22 @@ class Inpainter:
         return torch.where(usable, up, out), done | usable
 
     def _predict(self, image: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The network's output in [0, 1] and where it reached: all-zero output = no valid pixel in its reach."""
+        """The network's output in [0, 1] and where it reached: all-zero output = no valid pixel in its reach.
+
+        With a self-ensemble, the mean over the transformed copies that reached each pixel.
+        """
         padded, padded_mask, (h, w) = pad_to_multiple(image, valid.float(), self.size_multiple)
+        total, count = torch.zeros_like(padded), torch.zeros_like(padded_mask)
         cl = torch.channels_last
-        raw = self.model(padded.contiguous(memory_format=cl), padded_mask.contiguous(memory_format=cl))
-        raw = raw[..., :h, :w].float()
-        return raw.clamp(0.0, 1.0), (raw != 0).any(dim=1, keepdim=True)
+        for transform in DIHEDRAL[: self.self_ensemble]:
+            x, m = _dihedral(padded, transform), _dihedral(padded_mask, transform)
+            raw = self.model(x.contiguous(memory_format=cl), m.contiguous(memory_format=cl))
+            raw = _dihedral(raw.float(), transform, inverse=True)
+            reached = (raw != 0).any(dim=1, keepdim=True)
+            total += torch.where(reached, raw.clamp(0.0, 1.0), 0.0)
+            count += reached
+        pred = total / count.clamp_min(1.0)
+        return pred[..., :h, :w], (count > 0)[..., :h, :w]
 
     @overload
     def __call__(
@@ -389,6 +423,16 @@ class Inpainter:
         # Copy known pixels from the input bytes, so they are bit-identical whatever the float round trip does.
         out = np.where(hole[..., None], filled_u8, arr)
         return Image.fromarray(out) if isinstance(image, Image.Image) else out
+
+
+def _dihedral(x: torch.Tensor, transform: tuple[bool, int], inverse: bool = False) -> torch.Tensor:
+    """One of the 8 flips/rotations of the square: a horizontal flip, then ``k`` quarter turns (undone backwards)."""
+    flip, k = transform
+    if inverse:
+        x = torch.rot90(x, -k, dims=(-2, -1))
+        return x.flip(-1) if flip else x
+    x = x.flip(-1) if flip else x
+    return torch.rot90(x, k, dims=(-2, -1))
 
 
 def _working_size(height: int, width: int, max_side: int | None) -> tuple[int, int]:

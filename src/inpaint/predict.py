@@ -32,7 +32,7 @@ from PIL import Image
 
 from inpaint.checkpoint import CheckpointError
 from inpaint.data.imageio import MASK_THRESHOLD
-from inpaint.inference import DEFAULT_MAX_SIDE
+from inpaint.inference import DEFAULT_MAX_SIDE, SELF_ENSEMBLE_SIZES
 from inpaint.io import atomic_output
 
 __all__ = ["InputError", "check_output", "find_pairs", "load_mask", "main", "predict_pair"]
@@ -235,6 +235,14 @@ def _parser() -> argparse.ArgumentParser:
         help=f"longest side of the working resolution: larger photos are filled downscaled and composited back at "
         f"full resolution (default {DEFAULT_MAX_SIDE}; 0 = full resolution, memory grows with the photo)",
     )
+    p.add_argument(
+        "--self-ensemble",
+        type=int,
+        choices=SELF_ENSEMBLE_SIZES,
+        default=1,
+        help="average the fills of 1, 2, 4 or 8 flipped / rotated copies of the image (that many times slower; "
+        "default 1)",
+    )
     return p
 
 
@@ -269,7 +277,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         inpainter = Inpainter.from_checkpoint(
-            args.checkpoint, device=args.device, max_side=args.max_side or None
+            args.checkpoint,
+            device=args.device,
+            max_side=args.max_side or None,
+            self_ensemble=args.self_ensemble,
         )
     except CheckpointError as e:
         return fail(str(e))

@@ -275,6 +275,27 @@ def test_hydra_app_on_sample_photos(tmp_path: Path, tiny) -> None:
     assert (tmp_path / "out" / "metrics.md").is_file() and (tmp_path / "out" / "examples_best.png").is_file()
 
 
+def test_self_ensemble_is_applied_and_stated_in_the_report(tmp_path: Path, tiny) -> None:
+    from inpaint.evaluate import load_config, run
+
+    ckpt = tiny.checkpoint(tmp_path / "t.ckpt")
+    reports = {}
+    for passes in (1, 8):
+        overrides = [
+            f"ckpt_path={ckpt}",
+            f"output_dir={tmp_path / str(passes)}",
+            "progress=false",
+            "device=cpu",
+        ]
+        overrides += ["max_images=4", "baselines=[]", f"self_ensemble={passes}"]
+        reports[passes] = run(load_config(overrides))
+    assert reports[8].info["self_ensemble"] == 8
+    assert "the mean of 8 passes" in (tmp_path / "8" / "metrics.md").read_text()
+    assert "passes" not in (tmp_path / "1" / "metrics.md").read_text()
+    one, eight = (reports[k].summary["pconv"]["all"]["psnr"] for k in (1, 8))
+    assert one != eight  # the averaged fill differs from the single pass
+
+
 @pytest.mark.slow
 def test_cli_missing_checkpoint_is_one_clear_line(tmp_path: Path) -> None:
     import subprocess

@@ -89,7 +89,8 @@ def evaluate(
     acc.fid, fid_reason = build_fid(fid, acc.methods)
     acc.skipped = {k: v for k, v in (("lpips", lpips_reason), ("fid", fid_reason)) if v is not None}
     _run_batches(acc, _batches(data, batch_size, num_workers), max_images, progress)
-    return acc.report(info)
+    # An Inpainter's self-ensemble changes what "the model" means: the report says so (see report.to_markdown).
+    return acc.report({"self_ensemble": getattr(model, "self_ensemble", 1), **(info or {})})
 
 
 def _run_batches(acc: _Accumulator, batches: Iterable[Batch], max_images: int | None, progress: bool) -> None:

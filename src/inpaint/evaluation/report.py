@@ -162,6 +162,9 @@ class EvaluationReport:
                 "\n\nMean signed error inside the holes, per channel (0–255 levels; 0 = no colour cast):\n\n"
                 + bias
             )
+        passes = self.info.get("self_ensemble", 1)
+        if passes > 1:
+            text = f"PConv U-Net: the mean of {passes} passes over flipped and rotated copies (self_ensemble).\n\n{text}"
         if self.info.get("split_caveat"):
             text = f"Note on the images: {self.info['split_caveat']}.\n\n{text}"
         if n is not None:
