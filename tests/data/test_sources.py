@@ -118,9 +118,8 @@ def test_samples_are_the_bundled_photos_with_a_held_out_set():
     from inpaint.data.sources import BUNDLED_PHOTOS
 
     train, val = sample_records("train"), sample_records("val")
-    assert (
-        len(train) + len(val) == len(BUNDLED_PHOTOS) == 22
-    )  # scikit-image, scikit-learn and matplotlib photos
+    # scikit-image, scikit-learn, matplotlib and gradio (the app extra, which `make install` installs) photos
+    assert len(train) + len(val) == len(BUNDLED_PHOTOS) == 28
     assert {r.key for r in val} == {
         "sklearn/china.jpg",
         "sklearn/flower.jpg",
@@ -128,10 +127,25 @@ def test_samples_are_the_bundled_photos_with_a_held_out_set():
         "skimage/rocket.jpg",
     }
     assert {r.key for r in train}.isdisjoint({r.key for r in val})
-    assert {k.split("/")[0] for k in (r.key for r in train)} == {"skimage", "matplotlib"}
+    assert {k.split("/")[0] for k in (r.key for r in train)} == {"skimage", "matplotlib", "gradio"}
     assert [r.key for r in sample_records("val", val_images=["coffee.png"])] == ["skimage/coffee.png"]
     with pytest.raises(ValueError, match="not among the bundled photos"):
         sample_records("val", val_images=["lena.png"])
+
+
+def test_photos_of_a_package_that_is_not_installed_are_skipped_loudly(monkeypatch, caplog):
+    import importlib.util
+
+    from inpaint.data import sources
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "gradio" else real(name, *a)
+    )
+    with caplog.at_level("WARNING", logger=sources.log.name):
+        train = sample_records("train")
+    assert len(train) == 18 and not any(r.key.startswith("gradio/") for r in train)
+    assert "gradio/media_assets/images/tower.jpg" in caplog.text and "skipped" in caplog.text
 
 
 def test_holdout_slice_of_train_is_disjoint_and_excluded_from_train(tmp_path, fake_data):

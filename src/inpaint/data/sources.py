@@ -8,6 +8,7 @@ not opened here (Places2 lists 1.8 M entries); unreadable images are skipped lat
 from __future__ import annotations
 
 import csv
+import importlib.util
 import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -336,8 +337,9 @@ def holdout_split(
 # ----------------------------------------------------------------------------------------------------------- samples
 
 # Every photograph that the project's own dependencies install (no download, works offline), as
-# (package, file inside the package's data folder). Synthetic graphics (colour wheel, chessboards, logos,
-# silhouettes, tiny thumbnails) are left out. Grayscale photos are converted to RGB when loaded.
+# (package, file inside the package's data folder). gradio comes with the `app` extra, which `make install`
+# installs; without it those six are skipped with a warning. Synthetic graphics (colour wheel, chessboards, logos,
+# silhouettes, tiny thumbnails, screenshots) are left out. Grayscale photos are converted to RGB when loaded.
 BUNDLED_PHOTOS: tuple[tuple[str, str], ...] = (
     ("skimage", "astronaut.png"),
     ("skimage", "brick.png"),
@@ -361,6 +363,12 @@ BUNDLED_PHOTOS: tuple[tuple[str, str], ...] = (
     ("sklearn", "china.jpg"),
     ("sklearn", "flower.jpg"),
     ("matplotlib", "grace_hopper.jpg"),
+    ("gradio", "media_assets/images/cheetah.jpg"),
+    ("gradio", "media_assets/images/cheetah1.jpg"),
+    ("gradio", "media_assets/images/groot.jpeg"),
+    ("gradio", "media_assets/images/lion.jpg"),
+    ("gradio", "media_assets/images/tower.jpg"),
+    ("gradio", "test_data/cheetah2.jpg"),
 )
 # Held out from training (validation, test, the README's numbers): two outdoor scenes, an indoor still life and a
 # launch against the sky, chosen for variety before any result was seen.
@@ -382,6 +390,9 @@ def _package_data_dir(package: str) -> Path | None:
             import matplotlib
 
             return Path(matplotlib.get_data_path()) / "sample_data"
+        if package == "gradio":  # located, not imported: importing gradio takes seconds
+            spec = importlib.util.find_spec("gradio")
+            return None if spec is None or spec.origin is None else Path(spec.origin).parent
     except ImportError:
         return None
     raise ValueError(f"unknown photo package {package!r}")
