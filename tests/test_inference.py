@@ -311,12 +311,33 @@ def test_self_ensemble_undoes_each_flip_and_turn(passes: int) -> None:
     single = Inpainter(_Ramp(), self_ensemble=1).inpaint_tensor(image, mask)
     ensemble = Inpainter(_Ramp(), self_ensemble=passes).inpaint_tensor(image, mask)
     ramp = torch.linspace(0.0, 1.0, 6).expand(2, 3, 6, 6)
+    h = hole.expand_as(image)
     # Each mirrored or turned copy, undone, is the ramp mirrored or transposed: their mean is 0.5 everywhere.
-    assert torch.equal(single[hole.expand_as(image)], ramp[hole.expand_as(image)])
+    assert torch.equal(single[h], ramp[h])
+    assert torch.allclose(ensemble[h], torch.full_like(ensemble, 0.5)[h])
+    assert torch.equal(ensemble[~h], image[~h])
+
+
+class _BoxBlur(torch.nn.Module):
+    """A 3x3 mean: it commutes with every flip and quarter turn, so each copy, once undone, is the plain pass."""
+
+    levels = 1
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.avg_pool2d(image, 3, stride=1, padding=1)
+
+
+def test_self_ensemble_of_an_equivariant_network_is_its_single_pass() -> None:
+    image, mask = (
+        torch.rand(1, 3, 6, 8),
+        torch.ones(1, 1, 6, 8),
+    )  # not square: the turns swap height and width
+    mask[..., 2:5, 1:4] = 0
+    single = Inpainter(_BoxBlur()).inpaint_tensor(image, mask)
+    # A transform undone the wrong way (a turn in the wrong direction) would put the blur of other pixels here.
     assert torch.allclose(
-        ensemble[hole.expand_as(image)], torch.full_like(ensemble, 0.5)[hole.expand_as(image)]
+        Inpainter(_BoxBlur(), self_ensemble=8).inpaint_tensor(image, mask), single, atol=1e-6
     )
-    assert torch.equal(ensemble[~hole.expand_as(image)], image[~hole.expand_as(image)])
 
 
 def test_self_ensemble_of_a_real_network_keeps_shape_and_known_pixels(inpainter: Inpainter) -> None:
