@@ -351,3 +351,32 @@ def test_self_ensemble_of_a_real_network_keeps_shape_and_known_pixels(inpainter:
 def test_self_ensemble_size_is_checked() -> None:
     with pytest.raises(ValueError, match="self_ensemble must be one of"):
         Inpainter(_Ramp(), self_ensemble=3)
+
+
+class _SizeTag(torch.nn.Module):
+    """Fills every pixel with the height of the image it sees / 64: tells which pass (resolution) filled a pixel."""
+
+    levels = 1
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return torch.full_like(image, image.shape[-2] / 64)
+
+
+def test_coarse_beyond_leaves_the_border_ring_to_the_full_resolution_pass() -> None:
+    image, mask = torch.ones(1, 3, 32, 32), torch.ones(1, 1, 32, 32)
+    mask[..., 4:28, 4:28] = 0  # a 24-px hole: its centre is 12 px from the known border
+    plain = Inpainter(_SizeTag()).inpaint_tensor(image, mask)
+    assert torch.equal(plain[..., 4:28, 4:28], torch.full((1, 3, 24, 24), 0.5))  # all from the 32-px pass
+    out = Inpainter(_SizeTag(), coarse_beyond=2).inpaint_tensor(image, mask)
+    ring = mask.bool() ^ torch.nn.functional.max_pool2d(mask, 5, stride=1, padding=2).bool()  # within 2 px
+    assert torch.equal(
+        out.expand(1, 3, 32, 32)[ring.expand(1, 3, 32, 32)], torch.full((3 * int(ring.sum()),), 0.5)
+    )
+    assert float(out[..., 14:18, 14:18].max()) <= 0.25  # the centre: from the 16-px pass or coarser
+    assert torch.equal(out * mask, image * mask)
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True])
+def test_coarse_beyond_is_checked(bad) -> None:
+    with pytest.raises(ValueError, match="coarse_beyond must be a positive number of pixels"):
+        Inpainter(_SizeTag(), coarse_beyond=bad)

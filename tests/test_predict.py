@@ -47,7 +47,7 @@ def test_single_image(ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[
     assert sorted(p.name for p in out.parent.iterdir()) == ["a_filled.png"]  # no temporary files left
 
 
-def test_self_ensemble_option_matches_the_api(
+def test_self_ensemble_and_coarse_beyond_options_match_the_api(
     ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny
 ) -> None:
     from inpaint import Inpainter
@@ -62,6 +62,13 @@ def test_self_ensemble_option_matches_the_api(
     assert not np.array_equal(expected, Inpainter.from_checkpoint(ckpt)(img, hole))
     with pytest.raises(SystemExit):
         main([str(a) for a in args] + ["-o", str(tmp_path / "e3.png"), "--self-ensemble", "3"])
+    code, err = _run(capsys, *args, "-o", tmp_path / "c4.png", "--coarse-beyond", "4")
+    assert code == 0, err
+    expected = Inpainter.from_checkpoint(ckpt, coarse_beyond=4)(img, hole)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "c4.png")), expected)
+    code, err = _run(capsys, *args, "-o", tmp_path / "c0.png", "--coarse-beyond", "0")
+    assert code == 2 and "--coarse-beyond must be a positive number of pixels" in err
+    assert not (tmp_path / "c0.png").exists()
 
 
 def test_invert_mask(ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny) -> None:

@@ -18,6 +18,9 @@ over a 12-megapixel photo needs ~10 GB):
    are filled by repeating the pass at half the resolution (the image filled so far as input; a coarse pixel is known
    only if everything it covers is filled, so the network, not an average, fills the rest), again and again until the
    network reaches them; the coarse fill is upsampled (bilinear) into the unreached pixels only.
+   With ``coarse_beyond=D`` the same coarser pass also fills, first, every hole pixel farther than ``D`` pixels from
+   the known ones (a small network's fill is least reliable there); the network then fills the ring of width ``D``
+   along the hole's border at full resolution, with that coarse fill as known context.
 3. **Composite.** The working-resolution fill is upsampled (bilinear) to the full size and used **only in the hole**:
    known pixels are returned bit-identical.
 
@@ -176,6 +179,11 @@ class Inpainter:
         self_ensemble: 1 (the network once), or 2, 4, 8: the mean of the network's fills of the image under that
             many flips and quarter turns (:data:`DIHEDRAL`), each undone. Costs that many passes; smooths the noise
             of a small or briefly trained network (measured for the demo: docs/demo.md).
+        coarse_beyond: ``None`` (default), or a number of pixels ``D``: hole pixels farther than ``D`` from every
+            known pixel (chessboard distance, at the working resolution) are filled by the pass at half the
+            resolution, recursively, and the network fills only the ``D``-wide ring along the hole's border (see
+            the module docstring). For a network whose deepest level sees less of a large hole than in training
+            (the demo: docs/demo.md); a network trained at the working resolution should not need it.
 
     With a trained model::
 
@@ -232,10 +240,18 @@ class Inpainter:
         config: dict[str, Any] | None = None,
         max_side: int | None = DEFAULT_MAX_SIDE,
         self_ensemble: int = 1,
+        coarse_beyond: int | None = None,
     ) -> None:
         if self_ensemble not in SELF_ENSEMBLE_SIZES:
             raise ValueError(f"self_ensemble must be one of {SELF_ENSEMBLE_SIZES}, got {self_ensemble!r}")
+        if coarse_beyond is not None and (
+            isinstance(coarse_beyond, bool) or not isinstance(coarse_beyond, int) or coarse_beyond < 1
+        ):
+            raise ValueError(
+                f"coarse_beyond must be a positive number of pixels or None, got {coarse_beyond!r}"
+            )
         self.self_ensemble = self_ensemble
+        self.coarse_beyond = coarse_beyond
         self.device = torch.device(device)
         # channels_last: faster convolutions and less memory (benchmarks/RESULTS.md: 665 -> 585 ms, 416 -> 316 MiB
         # for one 512x512 image on the 2-core CPU), identical outputs.
@@ -256,14 +272,23 @@ class Inpainter:
         device: str | torch.device = "cpu",
         max_side: int | None = DEFAULT_MAX_SIDE,
         self_ensemble: int = 1,
+        coarse_beyond: int | None = None,
     ) -> Inpainter:
         """Load a Lightning ``.ckpt`` or an exported ``.safetensors`` safely (see :mod:`inpaint.checkpoint`).
 
         ``max_side``: longest side of the working resolution (see the module docstring); ``None`` runs the network
-        at full resolution (memory grows with the image: ~10 GB for 4000x3000). ``self_ensemble``: see the class.
+        at full resolution (memory grows with the image: ~10 GB for 4000x3000). ``self_ensemble``, ``coarse_beyond``:
+        see the class.
         """
         model, config = load_model(path, map_location="cpu")
-        return cls(model, device=device, config=config, max_side=max_side, self_ensemble=self_ensemble)
+        return cls(
+            model,
+            device=device,
+            config=config,
+            max_side=max_side,
+            self_ensemble=self_ensemble,
+            coarse_beyond=coarse_beyond,
+        )
 
     @torch.inference_mode()
     def inpaint_tensor(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -346,19 +371,27 @@ class Inpainter:
         """The network's fill where it reaches, then coarser passes for the rest; returns ``(image, filled)``."""
         if bool(known.all()) or not bool(known.any()):
             return image, known
+        if self.coarse_beyond is not None:
+            # Far from the border: the coarser pass first, then it is context for the network's ring below.
+            image, known = self._coarser(image, known, ~known & ~_dilate(known, self.coarse_beyond))
         pred, reached = self._predict(image, known)
         out, done = torch.where(known, image, pred), known | reached
+        return self._coarser(out, done, ~done)
+
+    def _coarser(
+        self, image: torch.Tensor, known: torch.Tensor, wanted: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fill the ``wanted`` pixels from a pass at half the resolution; returns ``(image, known | filled)``."""
         h, w = image.shape[-2:]
-        if bool(done.all()) or max(h, w) <= 1:
-            return out, done
-        # Coarser pass on what is filled so far. A coarse pixel counts as known only if all the pixels it covers are
-        # filled, so the unreached region is left to the network (not averaged away) at every scale.
-        small, small_done = _downscale(out, done, ((h + 1) // 2, (w + 1) // 2), rule="all")
-        coarse, coarse_done = self._fill(small, small_done)
-        up = _upscale(coarse, (h, w))
+        if not bool(wanted.any()) or max(h, w) <= 1:
+            return image, known
+        # A coarse pixel counts as known only if all the pixels it covers are known, so the rest is left to the
+        # network (not averaged away) at every scale.
+        small, small_known = _downscale(image, known, ((h + 1) // 2, (w + 1) // 2), rule="all")
+        coarse, coarse_done = self._fill(small, small_known)
         # Use an upsampled value only where every coarse pixel that contributes to it was filled.
-        usable = ~done & (_upscale(coarse_done.float(), (h, w)) >= 1.0 - 1e-6)
-        return torch.where(usable, up, out), done | usable
+        usable = wanted & (_upscale(coarse_done.float(), (h, w)) >= 1.0 - 1e-6)
+        return torch.where(usable, _upscale(coarse, (h, w)), image), known | usable
 
     def _predict(self, image: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The network's output in [0, 1] and where it reached: all-zero output = no valid pixel in its reach.
@@ -433,6 +466,11 @@ def _dihedral(x: torch.Tensor, transform: tuple[bool, int], inverse: bool = Fals
         return x.flip(-1) if flip else x
     x = x.flip(-1) if flip else x
     return torch.rot90(x, k, dims=(-2, -1))
+
+
+def _dilate(mask: torch.Tensor, radius: int) -> torch.Tensor:
+    """Pixels within ``radius`` (chessboard distance) of a True pixel of the bool (B, 1, H, W) ``mask``."""
+    return F.max_pool2d(mask.float(), 2 * radius + 1, stride=1, padding=radius) > 0.5
 
 
 def _working_size(height: int, width: int, max_side: int | None) -> tuple[int, int]:

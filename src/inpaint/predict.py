@@ -243,6 +243,14 @@ def _parser() -> argparse.ArgumentParser:
         help="average the fills of 1, 2, 4 or 8 flipped / rotated copies of the image (that many times slower; "
         "default 1)",
     )
+    p.add_argument(
+        "--coarse-beyond",
+        type=int,
+        default=None,
+        metavar="PIXELS",
+        help="fill hole pixels farther than PIXELS from the known ones at half resolution, and let the network fill "
+        "only the ring along the hole's border (default: off)",
+    )
     return p
 
 
@@ -273,6 +281,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return fail(f"cannot write {out}: unknown image format {out.suffix!r} (use e.g. .png)", 2)
         pairs, problems = [Pair(image, mask, out)], []
 
+    if args.coarse_beyond is not None and args.coarse_beyond < 1:
+        return fail(f"--coarse-beyond must be a positive number of pixels, got {args.coarse_beyond}", 2)
     from inpaint.inference import Inpainter
 
     try:
@@ -281,6 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             device=args.device,
             max_side=args.max_side or None,
             self_ensemble=args.self_ensemble,
+            coarse_beyond=args.coarse_beyond,
         )
     except CheckpointError as e:
         return fail(str(e))

@@ -275,7 +275,7 @@ def test_hydra_app_on_sample_photos(tmp_path: Path, tiny) -> None:
     assert (tmp_path / "out" / "metrics.md").is_file() and (tmp_path / "out" / "examples_best.png").is_file()
 
 
-def test_self_ensemble_is_applied_and_stated_in_the_report(tmp_path: Path, tiny) -> None:
+def test_inference_options_are_applied_and_stated_in_the_report(tmp_path: Path, tiny) -> None:
     from inpaint.evaluate import load_config, run
 
     ckpt = tiny.checkpoint(tmp_path / "t.ckpt")
@@ -294,6 +294,10 @@ def test_self_ensemble_is_applied_and_stated_in_the_report(tmp_path: Path, tiny)
     assert "passes" not in (tmp_path / "1" / "metrics.md").read_text()
     one, eight = (reports[k].summary["pconv"]["all"]["psnr"] for k in (1, 8))
     assert one != eight  # the averaged fill differs from the single pass
+    overrides[-1] = "coarse_beyond=2"
+    overrides[1] = f"output_dir={tmp_path / 'coarse'}"
+    assert run(load_config(overrides)).info["coarse_beyond"] == 2
+    assert "farther than 2 px from the known ones" in (tmp_path / "coarse" / "metrics.md").read_text()
 
 
 @pytest.mark.slow

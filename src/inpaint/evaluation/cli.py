@@ -115,7 +115,9 @@ def run(cfg: DictConfig) -> EvaluationReport:
     except OSError as e:
         raise _output_error(cfg.output_dir, e) from e
     device = _resolve_device(str(cfg.device))
-    inpainter = Inpainter.from_checkpoint(cfg.ckpt_path, device=device, self_ensemble=int(cfg.self_ensemble))
+    inpainter = Inpainter.from_checkpoint(
+        cfg.ckpt_path, device=device, self_ensemble=int(cfg.self_ensemble), coarse_beyond=cfg.coarse_beyond
+    )
     loader, caveat = build_eval_loader(cfg)
     info = {
         "checkpoint": str(cfg.ckpt_path),

@@ -89,8 +89,12 @@ def evaluate(
     acc.fid, fid_reason = build_fid(fid, acc.methods)
     acc.skipped = {k: v for k, v in (("lpips", lpips_reason), ("fid", fid_reason)) if v is not None}
     _run_batches(acc, _batches(data, batch_size, num_workers), max_images, progress)
-    # An Inpainter's self-ensemble changes what "the model" means: the report says so (see report.to_markdown).
-    return acc.report({"self_ensemble": getattr(model, "self_ensemble", 1), **(info or {})})
+    # An Inpainter's inference options change what "the model" means: the report says so (see report.to_markdown).
+    options = {
+        "self_ensemble": getattr(model, "self_ensemble", 1),
+        "coarse_beyond": getattr(model, "coarse_beyond", None),
+    }
+    return acc.report({**options, **(info or {})})
 
 
 def _run_batches(acc: _Accumulator, batches: Iterable[Batch], max_images: int | None, progress: bool) -> None:

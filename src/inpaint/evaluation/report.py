@@ -162,7 +162,12 @@ class EvaluationReport:
                 "\n\nMean signed error inside the holes, per channel (0–255 levels; 0 = no colour cast):\n\n"
                 + bias
             )
-        passes = self.info.get("self_ensemble", 1)
+        passes, beyond = self.info.get("self_ensemble", 1), self.info.get("coarse_beyond")
+        if beyond is not None:
+            text = (
+                f"PConv U-Net: hole pixels farther than {beyond} px from the known ones filled from half-resolution "
+                f"passes (coarse_beyond).\n\n{text}"
+            )
         if passes > 1:
             text = f"PConv U-Net: the mean of {passes} passes over flipped and rotated copies (self_ensemble).\n\n{text}"
         if self.info.get("split_caveat"):
