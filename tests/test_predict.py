@@ -66,8 +66,12 @@ def test_self_ensemble_and_coarse_beyond_options_match_the_api(
     assert code == 0, err
     expected = Inpainter.from_checkpoint(ckpt, coarse_beyond=4)(img, hole)
     assert np.array_equal(np.asarray(Image.open(tmp_path / "c4.png")), expected)
-    code, err = _run(capsys, *args, "-o", tmp_path / "c0.png", "--coarse-beyond", "0")
-    assert code == 2 and "--coarse-beyond must be a positive number of pixels" in err
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(a) for a in args] + ["-o", str(tmp_path / "c0.png"), "--coarse-beyond", "0"])
+    assert (
+        exit_info.value.code == 2
+        and "--coarse-beyond: must be a positive number of pixels" in capsys.readouterr().err
+    )
     assert not (tmp_path / "c0.png").exists()
 
 

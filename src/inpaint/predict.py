@@ -192,6 +192,13 @@ def _threshold(text: str) -> float:
     return value
 
 
+def _pixels(text: str) -> int:
+    """argparse type: a positive whole number of pixels."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive number of pixels, got {text!r}")
+    return int(text)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="inpaint-predict",
@@ -245,7 +252,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--coarse-beyond",
-        type=int,
+        type=_pixels,
         default=None,
         metavar="PIXELS",
         help="fill hole pixels farther than PIXELS from the known ones at half resolution, and let the network fill "
@@ -281,8 +288,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return fail(f"cannot write {out}: unknown image format {out.suffix!r} (use e.g. .png)", 2)
         pairs, problems = [Pair(image, mask, out)], []
 
-    if args.coarse_beyond is not None and args.coarse_beyond < 1:
-        return fail(f"--coarse-beyond must be a positive number of pixels, got {args.coarse_beyond}", 2)
     from inpaint.inference import Inpainter
 
     try:
