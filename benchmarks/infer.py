@@ -39,7 +39,14 @@ from inpaint.models import PConvUNet
 
 log = logging.getLogger(__name__)
 
-__all__ = ["bench_infer", "bench_infer_sizes", "calibrate_batchnorm", "forward_flops", "measure_size"]
+__all__ = [
+    "bench_infer",
+    "bench_infer_options",
+    "bench_infer_sizes",
+    "calibrate_batchnorm",
+    "forward_flops",
+    "measure_size",
+]
 
 
 def forward_flops(model: nn.Module, levels: int, size: int) -> int:
@@ -183,6 +190,51 @@ def bench_infer(
         f"U-Net forward: {forward_flops(project, levels, size) / 1e9:.1f} GFLOP (FlopCounterMode)",
     ]
     table.notes += notes
+    return table
+
+
+# The Inpainter's inference options, as the demo's documentation uses them (docs/demo.md "Inference options").
+OPTIONS: dict[str, dict[str, object]] = {
+    "one pass (default)": {},
+    "poisson_blend=0.5": {"poisson_blend": 0.5},
+    "self_ensemble=8": {"self_ensemble": 8},
+    "self_ensemble=8 coarse_beyond=8": {"self_ensemble": 8, "coarse_beyond": 8},
+    "all three": {"self_ensemble": 8, "coarse_beyond": 8, "poisson_blend": 0.5},
+}
+
+
+def bench_infer_options(
+    size: int = 128, batch: int = 8, levels: int = 5, base_channels: int = 32, repeats: int = 5
+) -> Table:
+    """Latency of ``Inpainter.inpaint_tensor`` on a batch of ``size``² images with each of :data:`OPTIONS`, on the
+    CPU, against the plain one-pass call in the same interleaved rounds. Default shape: the demo's network on its
+    evaluation crops."""
+    from inpaint.inference import Inpainter
+
+    torch.manual_seed(0)
+    image, mask = make_batch(batch, size, "cpu")
+    net = PConvUNet(levels=levels, base_channels=base_channels)
+    calibrate_batchnorm(net, image, mask)
+    inpainters = {name: Inpainter(net, **options) for name, options in OPTIONS.items()}  # type: ignore[arg-type]
+    fns: dict[str, Callable[[], object]] = {
+        name: (lambda inp=inp: inp.inpaint_tensor(image, mask)) for name, inp in inpainters.items()
+    }
+    for fn in fns.values():  # warm-up
+        fn()
+    times = interleaved_times(fns, repeats)
+    base = median(times["one pass (default)"])
+    table = Table(
+        f"Inference options, {batch} image{'s' if batch > 1 else ''} of {size}x{size}, {levels} levels, widths from "
+        f"{base_channels}, cpu",
+        ["Inpainter options", "latency (median)", "spread", "vs one pass"],
+    )
+    for name in fns:
+        t = median(times[name])
+        table.add(name, f"{t * 1000:.0f} ms", f"±{spread(times[name])}", f"{t / base:.2f}x")
+    table.notes.append(
+        f"median of {repeats} interleaved rounds after a warm-up call; benchmark masks (boxes and specks, 20-35 % "
+        "hole); randomly initialised network (the cost does not depend on the weights)"
+    )
     return table
 
 

@@ -6,7 +6,8 @@ Prints Markdown tables (the format of ``benchmarks/RESULTS.md``) headed by the m
   reference, interleaved, median of repeats. CPU: 256², 7 levels, batch 2, float32. ``--device cuda``: 256² and 512²,
   float32 eager vs bf16 + channels_last (+ torch.compile), with model FLOPs utilisation.
 - ``infer``: latency of one 512² image, 8 levels, on CPU (and on the GPU with ``--device cuda``); the Inpainter's
-  latency and peak memory at 512², 2048² and 4000x3000 (each in a fresh process).
+  latency and peak memory at 512², 2048² and 4000x3000 (each in a fresh process); the cost of its inference options
+  (``self_ensemble``, ``coarse_beyond``, ``poisson_blend``) on the demo's network, 8 crops of 128² and one 512² image.
 - ``data``: training-pipeline images/s per worker at 256² vs a torchvision ImageFolder + PIL baseline.
 - ``levers`` (only on request): U-Net and loss timed separately, naive vs library, NCHW vs channels_last, bf16.
 
@@ -124,7 +125,15 @@ def run(args: argparse.Namespace) -> list[Table]:
         for dev in devices:
             t0 = time.perf_counter()
             emit(bench_infer(dev, size, levels, repeats), t0)
-        from benchmarks.infer import SIZES, bench_infer_sizes
+        from benchmarks.infer import SIZES, bench_infer_options, bench_infer_sizes
+
+        t0 = time.perf_counter()
+        if args.quick:
+            emit(bench_infer_options(size=32, batch=2, levels=3, base_channels=8, repeats=1), t0)
+        else:
+            emit(bench_infer_options(repeats=repeats), t0)
+            t0 = time.perf_counter()
+            emit(bench_infer_options(size=512, batch=1, repeats=repeats), t0)
 
         t0 = time.perf_counter()
         if args.quick:

@@ -217,6 +217,7 @@ def test_quick_mode_runs(tmp_path: Path) -> None:
         assert title in text
     assert "equal (rel. diff" in text
     assert "inpaint.Inpainter" in text
+    assert "### Inference options" in text and "| all three |" in text
 
 
 def test_cli_rejects_unknown_benchmark() -> None:

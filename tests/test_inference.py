@@ -380,3 +380,47 @@ def test_coarse_beyond_leaves_the_border_ring_to_the_full_resolution_pass() -> N
 def test_coarse_beyond_is_checked(bad) -> None:
     with pytest.raises(ValueError, match="coarse_beyond must be a positive number of pixels"):
         Inpainter(_SizeTag(), coarse_beyond=bad)
+
+
+class _Offset(torch.nn.Module):
+    """Knows the whole image but is off by a constant: returns ``truth + offset`` everywhere."""
+
+    levels = 1
+
+    def __init__(self, truth: torch.Tensor, offset: float) -> None:
+        super().__init__()
+        self.register_buffer("truth", truth)
+        self.offset = offset
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return (self.truth + self.offset).expand_as(image)
+
+
+@pytest.mark.parametrize("strength", [0.0, 0.5, 1.0])
+def test_poisson_blend_removes_that_share_of_a_constant_offset(strength: float) -> None:
+    truth = 0.2 + 0.6 * torch.rand(1, 3, 24, 32, generator=torch.Generator().manual_seed(0))
+    mask = torch.ones(1, 1, 24, 32)
+    mask[..., 5:17, 3:20] = 0
+    mask[..., 18:, 25:] = 0  # a second hole, at the image's corner
+    out = Inpainter(_Offset(truth, 0.1), poisson_blend=strength).inpaint_tensor(truth, mask)
+    expected = torch.where(mask.bool(), truth, truth + 0.1 * (1 - strength))
+    assert torch.allclose(out, expected, atol=1e-5)
+
+
+def test_poisson_blend_interpolates_the_border_harmonically() -> None:
+    # A constant network in a linear ramp: Poisson blending must give back the ramp (a linear function is harmonic:
+    # each pixel the mean of its four neighbours), not the border's mean or a blur of it.
+    y, x = torch.meshgrid(torch.arange(32.0), torch.arange(40.0), indexing="ij")
+    ramp = (0.1 + 0.015 * x + 0.008 * y).expand(1, 3, 32, 40)
+    mask = torch.ones(1, 1, 32, 40)
+    mask[..., 6:26, 8:30] = 0
+    out = Inpainter(_Offset(torch.full_like(ramp, 0.5), 0.0), poisson_blend=1.0).inpaint_tensor(ramp, mask)
+    assert float((out - ramp).abs().max()) < 1 / 255  # within one 8-bit level
+    half = Inpainter(_Offset(torch.full_like(ramp, 0.5), 0.0), poisson_blend=0.5).inpaint_tensor(ramp, mask)
+    assert torch.allclose(half, (out + torch.where(mask.bool(), ramp, 0.5)) / 2, atol=1e-5)
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, True, "1", float("nan")])
+def test_poisson_blend_is_checked(bad) -> None:
+    with pytest.raises(ValueError, match="poisson_blend must be a number from 0"):
+        Inpainter(_SizeTag(), poisson_blend=bad)

@@ -47,7 +47,7 @@ def test_single_image(ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[
     assert sorted(p.name for p in out.parent.iterdir()) == ["a_filled.png"]  # no temporary files left
 
 
-def test_self_ensemble_and_coarse_beyond_options_match_the_api(
+def test_inference_options_match_the_api(
     ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny
 ) -> None:
     from inpaint import Inpainter
@@ -73,6 +73,19 @@ def test_self_ensemble_and_coarse_beyond_options_match_the_api(
         and "--coarse-beyond: must be a positive number of pixels" in capsys.readouterr().err
     )
     assert not (tmp_path / "c0.png").exists()
+    code, err = _run(capsys, *args, "-o", tmp_path / "p.png", "--poisson-blend", "0.75")
+    assert code == 0, err
+    expected = Inpainter.from_checkpoint(ckpt, poisson_blend=0.75)(img, hole)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "p.png")), expected)
+    assert not np.array_equal(expected, Inpainter.from_checkpoint(ckpt)(img, hole))
+    for bad in ("1.5", "-0.1", "nan", "strong"):
+        with pytest.raises(SystemExit) as exit_info:
+            main([str(a) for a in args] + ["-o", str(tmp_path / "p2.png"), "--poisson-blend", bad])
+        assert (
+            exit_info.value.code == 2
+            and "--poisson-blend: must be a number from 0 to 1" in capsys.readouterr().err
+        )
+    assert not (tmp_path / "p2.png").exists()
 
 
 def test_invert_mask(ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny) -> None:

@@ -37,6 +37,7 @@ from PIL import Image
 
 from inpaint.checkpoint import CheckpointError
 from inpaint.io import atomic_output
+from inpaint.predict import add_inference_options, inference_options
 
 try:
     # A module global (not a local import): Gradio reads the handlers' type hints (`request: gr.Request`) to decide
@@ -267,8 +268,8 @@ def resolve_checkpoint(
 # --------------------------------------------------------------------------------------------------------- the page
 
 
-def _header(ckpt: Path | None, max_side: int) -> str:
-    model = f"Model: `{ckpt}`." if ckpt is not None else f"**{NO_MODEL_HELP}**"
+def _header(ckpt: Path | None, max_side: int, inpainter: Inpainter | None) -> str:
+    model = f"Model: `{ckpt}`{_options_text(inpainter)}." if ckpt is not None else f"**{NO_MODEL_HELP}**"
     return (
         "# Inpainting with partial convolutions\n"
         "1. Upload a photo or pick a sample.\n"
@@ -279,6 +280,14 @@ def _header(ckpt: Path | None, max_side: int) -> str:
         f"{model} Photos up to **{max_side} px** on the longer side are accepted; the result keeps the photo's "
         "resolution and its unpainted pixels exactly."
     )
+
+
+def _options_text(inpainter: Inpainter | None) -> str:
+    """The inference options that differ from the defaults, e.g. " (self_ensemble=8, poisson_blend=0.75)"."""
+    defaults = {"self_ensemble": 1, "coarse_beyond": None, "poisson_blend": 0.0}
+    values = {name: getattr(inpainter, name, default) for name, default in defaults.items()}
+    changed = [f"{name}={value:g}" for name, value in values.items() if value != defaults[name]]
+    return f" ({', '.join(changed)})" if changed else ""
 
 
 def _session_dir(results_dir: Path, request: gr.Request | None) -> Path:
@@ -386,7 +395,7 @@ def build_app(
         analytics_enabled=False,
         delete_cache=(CACHE_SWEEP_S, CACHE_AGE_S),
     ) as demo:
-        gr.Markdown(_header(ckpt, max_side), elem_id="header")
+        gr.Markdown(_header(ckpt, max_side, inpainter), elem_id="header")
         photo = gr.State(None)
         with gr.Row():
             with gr.Column(scale=1, min_width=260):
@@ -469,10 +478,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--device", default="auto", help="torch device: auto (cuda if available), cpu, cuda, cuda:1"
     )
+    add_inference_options(p)
     return p
 
 
-def _load_inpainter(ckpt: Path | None, device: str) -> Inpainter | None:
+def _load_inpainter(ckpt: Path | None, device: str, **options: Any) -> Inpainter | None:
+    """The page's model, or None without a checkpoint; ``options``: see :func:`inpaint.predict.inference_options`."""
     import torch
 
     from inpaint.inference import Inpainter
@@ -481,7 +492,7 @@ def _load_inpainter(ckpt: Path | None, device: str) -> Inpainter | None:
         return None
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    return Inpainter.from_checkpoint(ckpt, device=device)
+    return Inpainter.from_checkpoint(ckpt, device=device, **options)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -494,7 +505,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     ckpt = resolve_checkpoint(args.ckpt)
     try:
-        inpainter = _load_inpainter(ckpt, args.device)
+        inpainter = _load_inpainter(ckpt, args.device, **inference_options(args))
     except (CheckpointError, RuntimeError, ValueError) as e:  # RuntimeError/ValueError: an unusable device
         print(f"error: cannot load the model from {ckpt}: {e}", file=sys.stderr)
         return 2

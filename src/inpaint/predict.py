@@ -26,6 +26,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -35,7 +36,16 @@ from inpaint.data.imageio import MASK_THRESHOLD
 from inpaint.inference import DEFAULT_MAX_SIDE, SELF_ENSEMBLE_SIZES
 from inpaint.io import atomic_output
 
-__all__ = ["InputError", "check_output", "find_pairs", "load_mask", "main", "predict_pair"]
+__all__ = [
+    "InputError",
+    "add_inference_options",
+    "check_output",
+    "find_pairs",
+    "inference_options",
+    "load_mask",
+    "main",
+    "predict_pair",
+]
 
 log = logging.getLogger(__name__)
 
@@ -199,6 +209,56 @@ def _pixels(text: str) -> int:
     return int(text)
 
 
+def _strength(text: str) -> float:
+    """argparse type: a number from 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, got {text!r}")
+    return value
+
+
+def add_inference_options(parser: argparse.ArgumentParser) -> None:
+    """Add the :class:`~inpaint.inference.Inpainter`'s inference options as flags (predict and the app share
+    them); :func:`inference_options` reads them back."""
+    parser.add_argument(
+        "--self-ensemble",
+        type=int,
+        choices=SELF_ENSEMBLE_SIZES,
+        default=1,
+        help="average the fills of 1, 2, 4 or 8 flipped / rotated copies of the image (that many times slower; "
+        "default 1)",
+    )
+    parser.add_argument(
+        "--coarse-beyond",
+        type=_pixels,
+        default=None,
+        metavar="PIXELS",
+        help="fill hole pixels farther than PIXELS from the known ones at half resolution, and let the network fill "
+        "only the ring along the hole's border (default: off)",
+    )
+    parser.add_argument(
+        "--poisson-blend",
+        type=_strength,
+        default=0.0,
+        metavar="STRENGTH",
+        help="shift each fill towards the known pixels along the hole's border by a smooth (harmonic) correction; "
+        "1 = Poisson blending, 0 = off (default)",
+    )
+
+
+def inference_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of :meth:`Inpainter.from_checkpoint <inpaint.inference.Inpainter.from_checkpoint>`
+    given by :func:`add_inference_options`' flags."""
+    return {
+        "self_ensemble": args.self_ensemble,
+        "coarse_beyond": args.coarse_beyond,
+        "poisson_blend": args.poisson_blend,
+    }
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="inpaint-predict",
@@ -242,22 +302,7 @@ def _parser() -> argparse.ArgumentParser:
         help=f"longest side of the working resolution: larger photos are filled downscaled and composited back at "
         f"full resolution (default {DEFAULT_MAX_SIDE}; 0 = full resolution, memory grows with the photo)",
     )
-    p.add_argument(
-        "--self-ensemble",
-        type=int,
-        choices=SELF_ENSEMBLE_SIZES,
-        default=1,
-        help="average the fills of 1, 2, 4 or 8 flipped / rotated copies of the image (that many times slower; "
-        "default 1)",
-    )
-    p.add_argument(
-        "--coarse-beyond",
-        type=_pixels,
-        default=None,
-        metavar="PIXELS",
-        help="fill hole pixels farther than PIXELS from the known ones at half resolution, and let the network fill "
-        "only the ring along the hole's border (default: off)",
-    )
+    add_inference_options(p)
     return p
 
 
@@ -295,8 +340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.checkpoint,
             device=args.device,
             max_side=args.max_side or None,
-            self_ensemble=args.self_ensemble,
-            coarse_beyond=args.coarse_beyond,
+            **inference_options(args),
         )
     except CheckpointError as e:
         return fail(str(e))

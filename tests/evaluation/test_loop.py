@@ -298,6 +298,11 @@ def test_inference_options_are_applied_and_stated_in_the_report(tmp_path: Path, 
     overrides[1] = f"output_dir={tmp_path / 'coarse'}"
     assert run(load_config(overrides)).info["coarse_beyond"] == 2
     assert "farther than 2 px from the known ones" in (tmp_path / "coarse" / "metrics.md").read_text()
+    overrides[-1] = "poisson_blend=0.5"
+    overrides[1] = f"output_dir={tmp_path / 'blend'}"
+    assert run(load_config(overrides)).info["poisson_blend"] == 0.5
+    assert "shifted by 0.5 times the harmonic correction" in (tmp_path / "blend" / "metrics.md").read_text()
+    assert "poisson_blend" not in (tmp_path / "1" / "metrics.md").read_text()
 
 
 @pytest.mark.slow

@@ -116,7 +116,11 @@ def run(cfg: DictConfig) -> EvaluationReport:
         raise _output_error(cfg.output_dir, e) from e
     device = _resolve_device(str(cfg.device))
     inpainter = Inpainter.from_checkpoint(
-        cfg.ckpt_path, device=device, self_ensemble=int(cfg.self_ensemble), coarse_beyond=cfg.coarse_beyond
+        cfg.ckpt_path,
+        device=device,
+        self_ensemble=int(cfg.self_ensemble),
+        coarse_beyond=cfg.coarse_beyond,
+        poisson_blend=float(cfg.poisson_blend),
     )
     loader, caveat = build_eval_loader(cfg)
     info = {

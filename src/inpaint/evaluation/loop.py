@@ -93,6 +93,7 @@ def evaluate(
     options = {
         "self_ensemble": getattr(model, "self_ensemble", 1),
         "coarse_beyond": getattr(model, "coarse_beyond", None),
+        "poisson_blend": getattr(model, "poisson_blend", 0.0),
     }
     return acc.report({**options, **(info or {})})
 

@@ -163,6 +163,12 @@ class EvaluationReport:
                 + bias
             )
         passes, beyond = self.info.get("self_ensemble", 1), self.info.get("coarse_beyond")
+        blend = self.info.get("poisson_blend", 0.0)
+        if blend:
+            text = (
+                f"PConv U-Net: each fill shifted by {blend:g} times the harmonic correction that makes it meet the "
+                f"known pixels along the hole's border (poisson_blend).\n\n{text}"
+            )
         if beyond is not None:
             text = (
                 f"PConv U-Net: hole pixels farther than {beyond} px from the known ones filled from half-resolution "
