@@ -36,6 +36,7 @@ import numpy as np
 from PIL import Image
 
 from inpaint.checkpoint import CheckpointError
+from inpaint.inference import INFERENCE_DEFAULTS
 from inpaint.io import atomic_output
 from inpaint.predict import add_inference_options, inference_options
 
@@ -284,9 +285,8 @@ def _header(ckpt: Path | None, max_side: int, inpainter: Inpainter | None) -> st
 
 def _options_text(inpainter: Inpainter | None) -> str:
     """The inference options that differ from the defaults, e.g. " (self_ensemble=8, poisson_blend=0.75)"."""
-    defaults = {"self_ensemble": 1, "coarse_beyond": None, "poisson_blend": 0.0}
-    values = {name: getattr(inpainter, name, default) for name, default in defaults.items()}
-    changed = [f"{name}={value:g}" for name, value in values.items() if value != defaults[name]]
+    values = {name: getattr(inpainter, name, default) for name, default in INFERENCE_DEFAULTS.items()}
+    changed = [f"{name}={value:g}" for name, value in values.items() if value != INFERENCE_DEFAULTS[name]]
     return f" ({', '.join(changed)})" if changed else ""
 
 

@@ -48,6 +48,7 @@ from inpaint.data.imageio import MASK_THRESHOLD, binarize_mask
 
 __all__ = [
     "DEFAULT_MAX_SIDE",
+    "INFERENCE_DEFAULTS",
     "SELF_ENSEMBLE_SIZES",
     "Inpainter",
     "UnfilledHoleWarning",
@@ -76,6 +77,9 @@ DIHEDRAL: tuple[tuple[bool, int], ...] = (
     (True, 3),
 )
 SELF_ENSEMBLE_SIZES = (1, 2, 4, 8)
+
+# The inference options of Inpainter and their defaults (all off), one list for the CLIs, the app and the reports.
+INFERENCE_DEFAULTS: dict[str, Any] = {"self_ensemble": 1, "coarse_beyond": None, "poisson_blend": 0.0}
 
 # Jacobi sweeps per level of the Poisson-blending correction (solved coarse to fine). On a linear ramp the result is
 # within one 8-bit level of the exact interpolant, across a 20x22-px hole (2e-3, tests/test_inference.py) as across a

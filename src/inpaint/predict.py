@@ -33,7 +33,7 @@ from PIL import Image
 
 from inpaint.checkpoint import CheckpointError
 from inpaint.data.imageio import MASK_THRESHOLD
-from inpaint.inference import DEFAULT_MAX_SIDE, SELF_ENSEMBLE_SIZES
+from inpaint.inference import DEFAULT_MAX_SIDE, INFERENCE_DEFAULTS, SELF_ENSEMBLE_SIZES
 from inpaint.io import atomic_output
 
 __all__ = [
@@ -227,14 +227,14 @@ def add_inference_options(parser: argparse.ArgumentParser) -> None:
         "--self-ensemble",
         type=int,
         choices=SELF_ENSEMBLE_SIZES,
-        default=1,
+        default=INFERENCE_DEFAULTS["self_ensemble"],
         help="average the fills of 1, 2, 4 or 8 flipped / rotated copies of the image (that many times slower; "
         "default 1)",
     )
     parser.add_argument(
         "--coarse-beyond",
         type=_pixels,
-        default=None,
+        default=INFERENCE_DEFAULTS["coarse_beyond"],
         metavar="PIXELS",
         help="fill hole pixels farther than PIXELS from the known ones at half resolution, and let the network fill "
         "only the ring along the hole's border (default: off)",
@@ -242,7 +242,7 @@ def add_inference_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--poisson-blend",
         type=_strength,
-        default=0.0,
+        default=INFERENCE_DEFAULTS["poisson_blend"],
         metavar="STRENGTH",
         help="shift each fill towards the known pixels along the hole's border by a smooth (harmonic) correction; "
         "1 = Poisson blending, 0 = off (default)",
@@ -252,11 +252,7 @@ def add_inference_options(parser: argparse.ArgumentParser) -> None:
 def inference_options(args: argparse.Namespace) -> dict[str, Any]:
     """The keyword arguments of :meth:`Inpainter.from_checkpoint <inpaint.inference.Inpainter.from_checkpoint>`
     given by :func:`add_inference_options`' flags."""
-    return {
-        "self_ensemble": args.self_ensemble,
-        "coarse_beyond": args.coarse_beyond,
-        "poisson_blend": args.poisson_blend,
-    }
+    return {name: getattr(args, name) for name in INFERENCE_DEFAULTS}
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -89,12 +89,10 @@ def evaluate(
     acc.fid, fid_reason = build_fid(fid, acc.methods)
     acc.skipped = {k: v for k, v in (("lpips", lpips_reason), ("fid", fid_reason)) if v is not None}
     _run_batches(acc, _batches(data, batch_size, num_workers), max_images, progress)
+    from inpaint.inference import INFERENCE_DEFAULTS
+
     # An Inpainter's inference options change what "the model" means: the report says so (see report.to_markdown).
-    options = {
-        "self_ensemble": getattr(model, "self_ensemble", 1),
-        "coarse_beyond": getattr(model, "coarse_beyond", None),
-        "poisson_blend": getattr(model, "poisson_blend", 0.0),
-    }
+    options = {name: getattr(model, name, default) for name, default in INFERENCE_DEFAULTS.items()}
     return acc.report({**options, **(info or {})})
 
 
