@@ -446,3 +446,18 @@ def test_project_root_is_found_from_a_subdirectory(
     assert project_root() == elsewhere.resolve()
     with pytest.raises(FileNotFoundError, match="INPAINT_PROJECT_DIR"):
         find_latest_checkpoint()
+
+
+def test_progress_off_a_terminal_is_a_few_lines_not_one_per_batch(
+    capsys: pytest.CaptureFixture[str], batches: list[tuple[torch.Tensor, torch.Tensor]]
+) -> None:
+    """A notebook's or a log file's stderr is no terminal: each redraw of the bar would stay there as a line of its
+    own (issue: a notebook cell showed ~38), so the bar is drawn when it starts and when it ends."""
+    one_by_one = [
+        (image[i : i + 1], mask[i : i + 1]) for image, mask in batches for i in range(image.shape[0])
+    ]
+    evaluate(lambda x, m: x, one_by_one, baselines=(), num_examples=0, lpips="off", fid="off")
+    err = capsys.readouterr().err
+    draws = [d for d in err.split("\r") if d.strip()]
+    assert len(one_by_one) == 6 and 1 <= len(draws) <= 2, draws
+    assert "6/6" in draws[-1] and "images=6" in draws[-1]

@@ -66,7 +66,8 @@ def _to_uint8(image: torch.Tensor) -> np.ndarray:
 
 
 def plot_metrics_per_bin(report: EvaluationReport, metrics: Sequence[str] = ("psnr", "ssim")) -> Figure:
-    """Line plot of each metric per hole-ratio bin, one line per method (needs matplotlib)."""
+    """Line plot of each metric per hole-ratio bin, one line per method, with its confidence interval shaded where
+    the report has intervals (needs matplotlib)."""
     import matplotlib.pyplot as plt
 
     from inpaint.evaluation.report import DISPLAY, METHOD_LABELS, OVERALL
@@ -77,13 +78,30 @@ def plot_metrics_per_bin(report: EvaluationReport, metrics: Sequence[str] = ("ps
         header, scale, _, _ = DISPLAY[metric]
         for method in report.methods:
             ys = [report.summary[method].get(b, {}).get(metric, math.nan) * scale for b in bins]
-            ax.plot(bins, ys, marker="o", label=METHOD_LABELS.get(method, method))
+            (line,) = ax.plot(bins, ys, marker="o", label=METHOD_LABELS.get(method, method))
+            band = _interval_band(report, method, metric, bins)
+            if band is not None:
+                ax.fill_between(
+                    bins, band[0] * scale, band[1] * scale, color=line.get_color(), alpha=0.15, lw=0
+                )
         ax.set_xlabel("hole ratio (%)")
         ax.set_title(header)
         ax.grid(alpha=0.3)
     axes[0][0].legend()
     fig.tight_layout()
     return fig
+
+
+def _interval_band(
+    report: EvaluationReport, method: str, metric: str, bins: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Low and high ends per bin (NaN where a bin has no interval), or None when the report has none at all."""
+    cells = [report.intervals.get(method, {}).get(b, {}).get(metric) for b in bins]
+    if not any(cells):
+        return None
+    low = np.array([c["low"] if c else math.nan for c in cells], dtype=float)
+    high = np.array([c["high"] if c else math.nan for c in cells], dtype=float)
+    return low, high
 
 
 def plot_learning_curve(

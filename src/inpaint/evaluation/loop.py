@@ -2,12 +2,14 @@
 
 Every method receives only the known pixels (holes zeroed), every result is composited (known pixels from the input)
 and compared with the original in [0, 1]: L1, PSNR, SSIM, the colour bias inside the holes, and LPIPS / FID where
-their weights exist. Batches use the library convention: image (B, 3, H, W) in [0, 1], mask (B, 1, H, W) with
-1 = valid, 0 = hole. The protocol is described in ``docs/evaluation.md``.
+their weights exist. Each mean comes with a bootstrap confidence interval over the images, and the model's gap to
+each baseline with a paired one (:mod:`inpaint.evaluation.stats`), both from the per-image values. Batches use the
+library convention: image (B, 3, H, W) in [0, 1], mask (B, 1, H, W) with 1 = valid, 0 = hole. The protocol is described in ``docs/evaluation.md``.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +23,7 @@ from inpaint.evaluation.baselines import BASELINES, inpaint_opencv_batch
 from inpaint.evaluation.metrics import COLOUR_BIAS, BinnedImageMetrics, hole_colour_bias, image_metrics
 from inpaint.evaluation.perceptual import WEIGHT_MODES, build_fid, build_lpips
 from inpaint.evaluation.report import METHOD_LABELS, MODEL_METHOD, OVERALL, EvaluationReport, Example
+from inpaint.evaluation.stats import BootstrapSettings
 
 if TYPE_CHECKING:
     from inpaint.inference import Inpainter
@@ -46,6 +49,9 @@ def evaluate(
     progress: bool = True,
     device: str | torch.device | None = None,
     info: Mapping[str, Any] | None = None,
+    ci_level: float = 0.95,
+    ci_resamples: int = 2000,
+    ci_seed: int = 0,
 ) -> EvaluationReport:
     """Evaluate a model and classical baselines on the same images and masks.
 
@@ -61,9 +67,12 @@ def evaluate(
         lpips, fid: ``"auto"`` (computed if the pretrained weights are already on disk, else skipped with the
             reason), ``"on"`` (required; may download), ``"off"``.
         num_examples: how many first / best / worst examples to keep for the grids.
-        progress: show a progress bar.
+        progress: show a progress bar (redrawn in place on a terminal; elsewhere, e.g. a notebook or a log file,
+            written at most every 30 s so that it does not fill the output with lines).
         device: device for ``model`` when it is a plain network (an Inpainter keeps its own); LPIPS runs there too.
         info: extra entries for ``report.info`` (checkpoint path, data description ...).
+        ci_level, ci_resamples, ci_seed: the bootstrap intervals of the report (coverage, number of resamples of
+            the images, seed; :class:`~inpaint.evaluation.stats.BootstrapSettings`).
 
     Returns:
         An :class:`~inpaint.evaluation.report.EvaluationReport`.
@@ -83,6 +92,8 @@ def evaluate(
     unknown = [b for b in baselines if b not in BASELINES]
     if unknown:
         raise ValueError(f"unknown baselines {unknown}; available: {sorted(BASELINES)}")
+    # Checked here, before the work, not after an hour of evaluation.
+    settings = BootstrapSettings(level=ci_level, resamples=ci_resamples, seed=ci_seed)
     run_on = torch.device(getattr(model, "device", None) or device or "cpu")
     acc = _Accumulator([MODEL_METHOD, *baselines], _as_predictor(model, device), num_examples, run_on)
     acc.lpips_net, lpips_reason = build_lpips(lpips, run_on)
@@ -93,25 +104,37 @@ def evaluate(
 
     # An Inpainter's inference options change what "the model" means: the report says so (see report.to_markdown).
     options = {name: getattr(model, name, default) for name, default in INFERENCE_DEFAULTS.items()}
-    return acc.report({**options, **(info or {})})
+    report = acc.report({**options, **(info or {})})
+    report.add_intervals(settings)  # from the per-image rows: nothing is measured twice
+    return report
 
 
 def _run_batches(acc: _Accumulator, batches: Iterable[Batch], max_images: int | None, progress: bool) -> None:
     from tqdm import tqdm  # the plain text bar: tqdm.auto needs ipywidgets in notebooks
 
     total = len(batches) if hasattr(batches, "__len__") else None  # type: ignore[arg-type]
-    with tqdm(batches, total=total, desc="evaluate", unit="batch", disable=not progress) as bar:
+    # Off a terminal every redraw becomes a line of its own (a notebook cell showed ~38 of them): draw at most every
+    # 30 s there, and never just because the image count changed (set_postfix without refresh). A fixed miniters
+    # keeps tqdm's monitor thread from forcing extra redraws after 10 s without one.
+    sparse = {} if _on_terminal() else {"mininterval": 30.0, "miniters": 1}
+    bar = tqdm(batches, total=total, desc="evaluate", unit="batch", disable=not progress, **sparse)
+    with bar:
         for batch in bar:
             image, mask, names = _unpack(batch, acc.seen)
             if max_images is not None:
                 keep = max_images - acc.seen
                 image, mask, names = image[:keep], mask[:keep], names[:keep]
             acc.add(image, mask, names)
-            bar.set_postfix(images=acc.seen)
+            bar.set_postfix(images=acc.seen, refresh=False)
             if max_images is not None and acc.seen >= max_images:
                 break
     if acc.seen == 0:
         raise ValueError("no images to evaluate: the data yielded no batches")
+
+
+def _on_terminal() -> bool:
+    isatty = getattr(sys.stderr, "isatty", None)  # tqdm writes to stderr; it may be replaced by anything
+    return bool(isatty and isatty())
 
 
 @dataclass

@@ -2,6 +2,8 @@
 
 ``summary[method][group][metric]`` holds the means; ``group`` is a hole-ratio bin name of
 :data:`inpaint.data.masks.ratio.BIN_NAMES` or ``"all"``. Methods are the model (``pconv``) and the OpenCV baselines.
+``intervals`` and ``differences`` hold the bootstrap confidence intervals of those means and the paired
+model − baseline differences (:mod:`inpaint.evaluation.stats`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import torch
 
 from inpaint.data.masks.ratio import BIN_NAMES
 from inpaint.evaluation.figures import image_grid
-from inpaint.evaluation.metrics import COLOUR_BIAS
+from inpaint.evaluation.metrics import BASE_METRICS, COLOUR_BIAS
+from inpaint.evaluation.stats import MIN_IMAGES, BootstrapSettings, bootstrap_report
 from inpaint.io import write_png_atomic, write_text_atomic
 
 __all__ = ["COLOUR_BIAS", "METHOD_LABELS", "MODEL_METHOD", "OVERALL", "EvaluationReport", "Example"]
@@ -66,6 +69,11 @@ class EvaluationReport:
         skipped: metric name -> why it was not computed (e.g. LPIPS without its pretrained weights).
         examples: ``"first"``, ``"best"`` and ``"worst"`` (by the model's PSNR) lists of :class:`Example`.
         info: run details (checkpoint, data, device, image count, seconds per method ...).
+        intervals: ``intervals[method][group] = {"n": images, metric: {"low", "high"} or None}``, the bootstrap
+            confidence interval of each summary mean (None below two images); empty until :meth:`add_intervals`.
+        differences: ``differences[baseline][group] = {"n": images, metric: {"mean", "low", "high",
+            "excludes_zero"}}``: the model's value minus the baseline's, paired per image, with its interval.
+        bootstrap: the settings and method of the intervals (level, resamples, seed, percentile).
     """
 
     methods: list[str]
@@ -74,6 +82,32 @@ class EvaluationReport:
     skipped: dict[str, str]
     examples: dict[str, list[Example]] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+    intervals: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    differences: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    bootstrap: dict[str, Any] = field(default_factory=dict)
+
+    def add_intervals(self, settings: BootstrapSettings | None = None) -> None:
+        """Compute :attr:`intervals` and :attr:`differences` from the per-image rows (bootstrap over images,
+        seeded: the same rows and settings give the same numbers). FID, a score of the whole set, gets none."""
+        settings = settings or BootstrapSettings()
+        present = set().union(*(row.keys() for row in self.per_image)) if self.per_image else set()
+        metrics = [m for m in (*BASE_METRICS, "lpips", *COLOUR_BIAS) if m in present]
+        model_first = sorted(
+            self.methods, key=lambda m: m != MODEL_METHOD
+        )  # the reference of the differences
+        self.intervals, self.differences = bootstrap_report(
+            self.per_image,
+            model_first,
+            metrics,
+            bins=BIN_NAMES,
+            overall=OVERALL,
+            compare=[m for m in metrics if m in DISPLAY],
+            settings=settings,
+        )
+        self.bootstrap = {
+            **settings.describe(),
+            "differences": f"{MODEL_METHOD} minus each baseline, image by image",
+        }
 
     @property
     def metric_names(self) -> list[str]:
@@ -88,29 +122,57 @@ class EvaluationReport:
         return [b for b in BIN_NAMES if b in present] + [OVERALL]
 
     def rows(self) -> list[dict[str, Any]]:
-        """Flat summary: one dict per (group, method) with ``holes``, ``method``, ``count`` and each metric."""
+        """Flat summary: one dict per (group, method) with ``holes``, ``method``, ``count``, each metric, and where
+        intervals were computed ``<metric>_low`` / ``<metric>_high`` and, in a baseline's row, ``diff_<metric>``
+        (model − this baseline, paired) with ``diff_<metric>_low`` / ``diff_<metric>_high``."""
         out = []
         for group in self.groups:
             for method in self.methods:
                 values = self.summary[method].get(group)
                 if values is not None:
-                    out.append({"holes": group, "method": method, **values})
+                    out.append(
+                        {"holes": group, "method": method, **values, **self._interval_columns(method, group)}
+                    )
         return out
 
+    def _interval_columns(self, method: str, group: str) -> dict[str, float | None]:
+        cols: dict[str, float | None] = {}
+        for metric, ci in self.intervals.get(method, {}).get(group, {}).items():
+            if metric != "n":  # ci is None below two images: empty cells
+                cols |= {
+                    f"{metric}_low": ci["low"] if ci else None,
+                    f"{metric}_high": ci["high"] if ci else None,
+                }
+        for metric, d in self.differences.get(method, {}).get(group, {}).items():
+            if metric != "n":
+                cols |= {
+                    f"diff_{metric}": d["mean"],
+                    f"diff_{metric}_low": d["low"],
+                    f"diff_{metric}_high": d["high"],
+                }
+        return cols
+
     def to_json(self) -> str:
-        """Machine-readable report: summary, skipped metrics with reasons, run info (no per-image rows)."""
+        """Machine-readable report: summary, skipped metrics with reasons, run info (no per-image rows), and the
+        bootstrap ``intervals``, ``paired_differences`` (model − each baseline) and their ``bootstrap`` settings."""
         payload = {
             "methods": self.methods,
             "bins": list(BIN_NAMES),
             "summary": self.summary,
             "skipped": self.skipped,
             "info": self.info,
+            "intervals": self.intervals,
+            "paired_differences": self.differences,
+            "bootstrap": self.bootstrap,
         }
         return json.dumps(_json_safe(payload), indent=2, ensure_ascii=False)
 
     def to_csv(self) -> str:
-        """The summary rows as CSV (``holes, method, count, l1, psnr, ssim[, lpips, fid], bias_r, bias_g, bias_b``)."""
-        return _csv_text(self.rows(), ["holes", "method", "count", *self.metric_names, *COLOUR_BIAS])
+        """The summary rows as CSV (``holes, method, count, l1, psnr, ssim[, lpips, fid], bias_r, bias_g, bias_b``,
+        then the interval columns of :meth:`rows`, empty where they do not apply)."""
+        fixed = ["holes", "method", "count", *self.metric_names, *COLOUR_BIAS]
+        extra = list(dict.fromkeys(k for row in self.rows() for k in row if k not in fixed))
+        return _csv_text(self.rows(), [*fixed, *extra])
 
     def per_image_csv(self) -> str:
         """Per-image rows as CSV."""
@@ -119,68 +181,150 @@ class EvaluationReport:
         return _csv_text(self.per_image, cols)
 
     def colour_bias_markdown(self) -> str:
-        """Mean signed error per channel inside the holes, overall, in 0-255 levels (0 = no colour cast)."""
+        """Mean signed error per channel inside the holes, overall, in 0-255 levels (0 = no colour cast), with its
+        interval where computed."""
         lines = ["| Method | R | G | B |", "|---|---|---|---|"]
         for method in self.methods:
             values = self.summary[method].get(OVERALL, {})
             if all(k in values for k in COLOUR_BIAS):
-                cells = " | ".join(f"{255 * values[k]:+.1f}" for k in COLOUR_BIAS)
+                cells = " | ".join(
+                    self._value_text(method, OVERALL, k, 255.0, 1, signed=True) for k in COLOUR_BIAS
+                )
                 lines.append(f"| {METHOD_LABELS.get(method, method)} | {cells} |")
         return "\n".join(lines) + "\n" if len(lines) > 2 else ""
 
-    def to_markdown(self) -> str:
-        """A Markdown table, rows grouped by hole-ratio bin, best value per bin in bold, skipped metrics noted."""
+    def _value_text(
+        self,
+        method: str,
+        group: str,
+        metric: str,
+        scale: float,
+        dec: int,
+        signed: bool = False,
+        bold: bool = False,
+    ) -> str:
+        """``31.96 [31.24, 32.71]``: the mean (in bold if asked) and, where computed, its interval."""
+        v = self.summary[method][group].get(metric)
+        if v is None:
+            return "–"
+        sign = "+" if signed else ""
+        text = f"{v * scale:{sign}.{dec}f}"
+        text = f"**{text}**" if bold else text
+        cis = self.intervals.get(method, {}).get(group)
+        if cis is None or metric not in cis:
+            return text  # no intervals computed (or none for this metric, e.g. FID)
+        ci = cis[metric]
+        if ci is None:
+            return f"{text} [{cis['n']} image: no CI]"
+        return f"{text} [{ci['low'] * scale:{sign}.{dec}f}, {ci['high'] * scale:{sign}.{dec}f}]"
+
+    def _summary_table(self) -> list[str]:
         metrics = self.metric_names
         header = ["Holes", "n", "Method", *(DISPLAY[m][0] for m in metrics)]
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for group in self.groups:
             present = [m for m in self.methods if group in self.summary[m]]
-            best = {}
-            for metric in metrics:
-                vals = {m: self.summary[m][group].get(metric) for m in present}
-                vals = {m: v for m, v in vals.items() if v is not None and math.isfinite(v)}
-                if len(vals) > 1:
-                    pick = min if DISPLAY[metric][3] else max
-                    best[metric] = pick(vals, key=lambda k, vals=vals: vals[k])
+            best = self._best(group, present, metrics)
             for i, method in enumerate(present):
-                values = self.summary[method][group]
-                label = "all" if group == OVERALL else f"{int(group[:2])}–{int(group[3:])} %"
-                cells = [f"**{label}**" if i == 0 else "", str(int(values["count"])) if i == 0 else ""]
+                count = self.summary[method][group]["count"]
+                cells = [f"**{_group_label(group)}**" if i == 0 else "", str(int(count)) if i == 0 else ""]
                 cells.append(METHOD_LABELS.get(method, method))
                 for metric in metrics:
-                    v = values.get(metric)
                     _, scale, dec, _ = DISPLAY[metric]
-                    text = "–" if v is None else f"{v * scale:.{dec}f}"
-                    cells.append(f"**{text}**" if best.get(metric) == method else text)
+                    bold = best.get(metric) == method
+                    cells.append(self._value_text(method, group, metric, scale, dec, bold=bold))
                 lines.append("| " + " | ".join(cells) + " |")
-        notes = [f"- {name.upper()}: skipped — {reason}" for name, reason in self.skipped.items()]
-        n = self.info.get("num_images")
-        text = "\n".join(lines)
+        return lines
+
+    def _best(self, group: str, present: Sequence[str], metrics: Sequence[str]) -> dict[str, str]:
+        best = {}
+        for metric in metrics:
+            vals = {m: self.summary[m][group].get(metric) for m in present}
+            vals = {m: v for m, v in vals.items() if v is not None and math.isfinite(v)}
+            if len(vals) > 1:
+                pick = min if DISPLAY[metric][3] else max
+                best[metric] = pick(vals, key=lambda k, vals=vals: vals[k])
+        return best
+
+    def differences_markdown(self) -> str:
+        """The paired differences, model − each baseline, per group: mean [interval] and whether the interval
+        excludes 0 in the metric's good direction (``better``), its bad one (``worse``) or includes it
+        (``unclear``). Empty without intervals."""
+        metrics = [
+            m for m in self.metric_names if any(m in g for d in self.differences.values() for g in d.values())
+        ]
+        if not metrics:
+            return ""
+        header = ["Holes", "n", "Model − …", *(DISPLAY[m][0] for m in metrics)]
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for group in self.groups:
+            present = [b for b in self.methods if group in self.differences.get(b, {})]
+            for i, baseline in enumerate(present):
+                diff = self.differences[baseline][group]
+                cells = [f"**{_group_label(group)}**" if i == 0 else "", str(diff["n"]) if i == 0 else ""]
+                cells.append(METHOD_LABELS.get(baseline, baseline))
+                cells += [_difference_text(diff[m], *DISPLAY[m][1:]) if m in diff else "–" for m in metrics]
+                lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines) + "\n"
+
+    def _interval_note(self) -> str:
+        b = self.bootstrap
+        return (
+            f"Brackets: {100 * b['level']:g} % confidence interval of the mean over the n images of the bin "
+            f"(percentile bootstrap: images resampled with replacement, {b['resamples']} resamples, seed "
+            f"{b['seed']}; the same resample for every method). With fewer than {MIN_IMAGES} images there is "
+            "none; with few (under 10) it is too narrow."
+        )
+
+    def to_markdown(self) -> str:
+        """A Markdown table, rows grouped by hole-ratio bin, best value per bin in bold, with the intervals where
+        computed; then the paired model − baseline differences, the colour bias, the run notes."""
+        text = "\n".join(self._summary_table())
+        if self.bootstrap:
+            text += "\n\n" + self._interval_note()
+        differences = self.differences_markdown()
+        if differences:
+            text += (
+                "\n\n### Model − baseline (paired)\n\nPer image, the model's value minus the baseline's on the same "
+                "image and mask, averaged, with its interval (the same resample for both). better / worse: the "
+                "interval excludes 0 in the metric's good (↑ higher, ↓ lower) or bad direction; unclear: it "
+                "includes 0.\n\n" + differences.rstrip("\n")
+            )
         bias = self.colour_bias_markdown()
         if bias:
             text += (
                 "\n\nMean signed error inside the holes, per channel (0–255 levels; 0 = no colour cast):\n\n"
                 + bias
             )
-        passes, beyond = self.info.get("self_ensemble", 1), self.info.get("coarse_beyond")
-        blend = self.info.get("poisson_blend", 0.0)
-        if blend:
-            text = (
-                f"PConv U-Net: each fill shifted by {blend:g} times the harmonic correction that makes it meet the "
-                f"known pixels along the hole's border (poisson_blend).\n\n{text}"
-            )
-        if beyond is not None:
-            text = (
-                f"PConv U-Net: hole pixels farther than {beyond} px from the known ones filled from half-resolution "
-                f"passes (coarse_beyond).\n\n{text}"
-            )
-        if passes > 1:
-            text = f"PConv U-Net: the mean of {passes} passes over flipped and rotated copies (self_ensemble).\n\n{text}"
-        if self.info.get("split_caveat"):
-            text = f"Note on the images: {self.info['split_caveat']}.\n\n{text}"
+        text = self._preamble() + text
+        n = self.info.get("num_images")
         if n is not None:
             text += f"\n\n{n} images; metrics on the composited output (known pixels from the input), images in [0, 1]."
+        notes = [f"- {name.upper()}: skipped — {reason}" for name, reason in self.skipped.items()]
         return text + ("\n\n" + "\n".join(notes) if notes else "") + "\n"
+
+    def _preamble(self) -> str:
+        """The notes above the table: the split caveat and the model's inference options."""
+        parts = []
+        if self.info.get("split_caveat"):
+            parts.append(f"Note on the images: {self.info['split_caveat']}.")
+        passes, beyond = self.info.get("self_ensemble", 1), self.info.get("coarse_beyond")
+        blend = self.info.get("poisson_blend", 0.0)
+        if passes > 1:
+            parts.append(
+                f"PConv U-Net: the mean of {passes} passes over flipped and rotated copies (self_ensemble)."
+            )
+        if beyond is not None:
+            parts.append(
+                f"PConv U-Net: hole pixels farther than {beyond} px from the known ones filled from half-resolution "
+                "passes (coarse_beyond)."
+            )
+        if blend:
+            parts.append(
+                f"PConv U-Net: each fill shifted by {blend:g} times the harmonic correction that makes it meet the "
+                "known pixels along the hole's border (poisson_blend)."
+            )
+        return "".join(p + "\n\n" for p in parts)
 
     def example_grid(self, which: str = "first", max_rows: int | None = None) -> np.ndarray:
         """A labelled image grid (uint8 H x W x 3): one row per example, columns input / baselines / model / target.
@@ -225,6 +369,22 @@ class EvaluationReport:
                 write_png_atomic(path, self.example_grid(which))
                 written[f"examples_{which}"] = path
         return written
+
+
+def _group_label(group: str) -> str:
+    return "all" if group == OVERALL else f"{int(group[:2])}–{int(group[3:])} %"
+
+
+def _difference_text(diff: Mapping[str, Any], scale: float, dec: int, lower_is_better: bool) -> str:
+    """``+0.42 [+0.15, +0.70] better``: model − baseline, its paired interval and the verdict."""
+    text = f"{diff['mean'] * scale:+.{dec}f}"
+    if diff["low"] is None or diff["high"] is None:
+        return f"{text} (no CI)"
+    text += f" [{diff['low'] * scale:+.{dec}f}, {diff['high'] * scale:+.{dec}f}]"
+    if not diff["excludes_zero"]:
+        return f"{text} unclear"
+    below_zero = diff["high"] < 0  # the interval's side of 0 (it excludes 0), not the mean's
+    return f"{text} {'better' if below_zero == lower_is_better else 'worse'}"
 
 
 def _json_safe(value: Any) -> Any:
