@@ -40,8 +40,18 @@ def test_notebook_runs_on_a_trained_checkpoint(tmp_path: Path, tiny) -> None:
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     assert sum("image/png" in o.get("data", {}) for o in outputs) >= 3  # plot + best + worst grids
-    assert any("PSNR (dB)" in o.get("data", {}).get("text/markdown", "") for o in outputs)
+    tables = [o.data["text/markdown"] for o in outputs if "text/markdown" in o.get("data", {})]
+    assert any("PSNR (dB)" in t for t in tables)
+    # The intervals and the paired differences are shown, with the number of images behind them.
+    assert any("95 % confidence interval" in t and "### Model − baseline (paired)" in t for t in tables)
+    assert any("| **all** | 6 | PConv U-Net |" in t for t in tables)
     assert (out / "metrics.json").is_file() and (out / "examples_worst.png").is_file()
+    # No console noise: no tqdm widget warning, and the progress bar drawn at its start and end only, not once per
+    # update (issue: 38 lines).
+    streams = "".join(o.text for o in outputs if o.output_type == "stream")
+    assert "TqdmWarning" not in streams and "IProgress" not in streams
+    draws = [d for d in streams.split("\r") if d.startswith("evaluate:")]
+    assert 1 <= len(draws) <= 3, draws
 
 
 @pytest.mark.slow
@@ -59,7 +69,9 @@ def test_notebook_runs_as_jupyter_execute_from_the_project_root(tmp_path: Path, 
     shutil.copy(repo / "pyproject.toml", project / "pyproject.toml")
     (project / "conf").symlink_to(repo / "conf", target_is_directory=True)
     shutil.copy(NOTEBOOK, project / "notebooks" / NOTEBOOK.name)
-    run_dir = project / "outputs" / "smoke" / "runs" / "tiny"
+    run_dir = (
+        project / "outputs" / "train" / "runs" / "tiny"
+    )  # where `make train` (the default experiment) writes
     run_dir.parent.mkdir(parents=True)
     ckpt = tiny.trained_checkpoint(run_dir, max_steps=2)
 
