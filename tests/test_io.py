@@ -65,3 +65,37 @@ def test_png_written_atomically_leaves_no_temporary_files(tmp_path: Path) -> Non
     write_png_atomic(path, arr)
     assert np.array_equal(np.asarray(Image.open(path)), arr)
     assert [p.name for p in path.parent.iterdir()] == ["grid.png"]
+
+
+def test_errors_name_the_target_not_the_temporary_file(tmp_path: Path) -> None:
+    import errno
+
+    from tests.disks import full_disk, read_only_dir
+
+    with (
+        full_disk(tmp_path / "disk") as disk,
+        pytest.raises(OSError) as info,
+        atomic_output(disk / "out.bin") as tmp,
+    ):
+        tmp.write_bytes(b"x" * 100_000)
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(disk / "out.bin")
+    with (
+        read_only_dir(tmp_path / "ro") as ro,
+        pytest.raises(OSError) as info,
+        atomic_output(ro / "out.bin") as tmp,
+    ):
+        tmp.write_bytes(b"x")
+    assert info.value.filename == str(ro / "out.bin") and ".tmp" not in str(info.value)
+
+
+def test_a_file_where_a_folder_should_be_is_named(tmp_path: Path) -> None:
+    from inpaint.io import blocking_file, describe_os_error
+
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"jpeg")
+    target = photo / "sub" / "x.png"
+    assert blocking_file(target) == photo and blocking_file(tmp_path / "new" / "x.png") is None
+    with pytest.raises(NotADirectoryError) as info, atomic_output(target) as tmp:
+        tmp.write_bytes(b"x")
+    assert describe_os_error(info.value) == f"{target}: {photo} is a file, not a folder"
+    assert photo.read_bytes() == b"jpeg"

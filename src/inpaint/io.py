@@ -8,6 +8,7 @@ replaced by a complete one, even after ``kill -9`` in the middle of a write.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import secrets
@@ -19,6 +20,7 @@ import numpy as np
 
 __all__ = [
     "atomic_output",
+    "blocking_file",
     "describe_os_error",
     "ensure_writable_dir",
     "remove_stale_temporaries",
@@ -38,9 +40,12 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     (see :func:`remove_stale_temporaries`); it keeps the suffix of ``path`` so that writers that pick a format from
     it (PIL, OpenCV) work. The result gets the usual umask-respecting permissions (0644 typically), whatever mode
     the writer created it with (safetensors writes 0600).
+
+    An error of the write names ``path``, not the temporary file (a user never chose that name), and a file where
+    a parent folder should be is reported as such (``x.jpg/out.png``: "x.jpg is a file, not a folder").
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_parent(path)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}-{secrets.token_hex(6)}{_TMP_MARK}{path.suffix}")
     try:
         yield tmp
@@ -49,9 +54,40 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
             _fsync_path(tmp)
         os.replace(tmp, path)
         _fsync_path(path.parent)  # the rename itself is durable only once the directory is synced
+    except OSError as e:
+        _remove(tmp)
+        named = e.filename is not None and os.fsdecode(e.filename) != str(tmp)  # e.g. an input of the writer
+        if e.errno is None or named:
+            raise
+        raise OSError(e.errno, e.strerror or os.strerror(e.errno), str(path)) from e
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        _remove(tmp)
         raise
+
+
+def _remove(tmp: Path) -> None:
+    # On a read-only file system even removing a file that was never created fails (EROFS, not ENOENT); that
+    # error must not hide the one that made the write fail.
+    with contextlib.suppress(OSError):
+        tmp.unlink(missing_ok=True)
+
+
+def blocking_file(path: str | os.PathLike[str]) -> Path | None:
+    """The existing file (not folder) among the parents of ``path`` that keeps it from being created, or None."""
+    for parent in Path(path).parents:
+        if parent.exists() or parent.is_symlink():
+            return None if parent.is_dir() else parent
+    return None
+
+
+def _make_parent(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = blocking_file(path)
+        if blocker is None:
+            raise
+        raise NotADirectoryError(errno.ENOTDIR, f"{blocker} is a file, not a folder", str(path)) from None
 
 
 _TMP_MARK = ".tmp"
@@ -126,6 +162,9 @@ def ensure_writable_dir(path: str | os.PathLike[str]) -> Path:
     clear :class:`OSError` instead of after its work is done. Returns ``path`` as a :class:`~pathlib.Path`.
     """
     path = Path(path)
+    blocker = blocking_file(path / "x")
+    if blocker is not None:
+        raise NotADirectoryError(errno.ENOTDIR, f"{blocker} is a file, not a folder", str(path))
     path.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryFile(
         dir=path
