@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 from pathlib import Path
 
 import pytest
@@ -188,3 +189,84 @@ def test_torch_export_program_is_pointed_to_the_right_loader(tmp_path: Path, tin
         msg = str(info.value)
         assert "torch.export.load" in msg and ".safetensors" in msg and "corrupted" not in msg
         program = path
+
+
+# ------------------------------------------------------------------------------ what the file is, finite weights
+
+
+def _what(tmp_path: Path, content: bytes) -> str:
+    path = tmp_path / "model.ckpt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    msg = str(info.value)
+    assert msg.startswith(f"cannot read checkpoint {path}: ") and "\n" not in msg
+    assert msg.endswith("a .safetensors file from `python -m inpaint.export`")
+    for advice in ("weights_only=False", "mmap", "trusted source", "Unsupported operand", "file an issue"):
+        assert advice not in msg
+    return msg
+
+
+def test_unreadable_files_say_what_they_are(tmp_path: Path, tiny) -> None:
+    import io
+    import os
+    import zipfile
+
+    import numpy as np
+    from PIL import Image
+
+    msg = _what(tmp_path, bytes([0x53, 0x45, 0x88, 0x1B]) + os.urandom(4000))  # random bytes
+    assert "not a zip archive, pickle or safetensors file (it starts with the bytes 53 45 88 1b" in msg
+    real = tiny.checkpoint(tmp_path / "real.ckpt").read_bytes()
+    assert "damaged or truncated zip archive" in _what(tmp_path, real[: len(real) // 2])
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("notes.txt", "hello")
+    assert "a zip archive that torch.save did not write" in _what(tmp_path, archive.getvalue())
+    assert "a Python pickle that is not a torch.save checkpoint" in _what(tmp_path, pickle.dumps({"a": 1}))
+    png = io.BytesIO()
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(png, format="PNG")
+    assert "a PNG image" in _what(tmp_path, png.getvalue())
+    assert "a text file" in _what(tmp_path, b"version https://git-lfs.github.com/spec/v1\n")
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused_naming_the_first_tensor(tmp_path: Path, tiny, value: float) -> None:
+    from inpaint.checkpoint import NonFiniteWeightsError
+
+    ckpt = tiny.checkpoint(tmp_path / "t.ckpt")
+    data = torch.load(ckpt, weights_only=True)
+    names = [
+        k for k in data["state_dict"] if k.startswith("net.") and data["state_dict"][k].is_floating_point()
+    ]
+    for name in (names[5], names[2]):  # the first in the state dict's order is named
+        data["state_dict"][name].view(-1)[:3] = value
+    torch.save(data, ckpt)
+    nans, infs = (3, 0) if value != value else (0, 3)
+    expected = f"tensor '{names[2].removeprefix('net.')}' holds {nans} NaN and {infs} infinite value(s)"
+    for load in (load_model, load_net_state_dict):
+        with pytest.raises(NonFiniteWeightsError, match=re.escape(expected)) as info:
+            load(ckpt)
+        assert "2 of " in str(info.value) and "\n" not in str(info.value)
+    model, config = load_model(tiny.checkpoint(tmp_path / "ok.ckpt"))
+    out = save_weights(
+        tmp_path / "bad.safetensors",
+        {k.removeprefix("net."): v for k, v in data["state_dict"].items() if k.startswith("net.")},
+        config,
+    )
+    with pytest.raises(NonFiniteWeightsError):
+        load_model(out)  # an export is checked the same way
+
+
+def test_save_weights_on_a_full_disk_is_an_os_error_naming_the_file(tmp_path: Path, tiny) -> None:
+    import errno
+
+    from tests.disks import full_disk
+
+    model, config = load_model(tiny.checkpoint(tmp_path / "t.ckpt"))
+    with full_disk(tmp_path / "disk") as disk:
+        target = disk / "w.safetensors"
+        with pytest.raises(OSError) as info:
+            save_weights(target, model, config)
+        assert info.value.errno == errno.ENOSPC and info.value.filename == str(target)
+        assert sorted(p.name for p in disk.iterdir()) == ["filler"]

@@ -6,6 +6,8 @@ A checkpoint from someone else is data, not code. This module therefore
   class outside torch's tensor/primitive allow-list is refused with :class:`UnsafeCheckpointError` before anything
   in it runs;
 - reads the exported ``.safetensors`` files (tensors + JSON metadata, no pickle at all);
+- refuses weights with NaN or infinite values (:class:`NonFiniteWeightsError`, checked once in :func:`load_model`),
+  naming the first such tensor: such a model fills holes with black;
 - never imports or instantiates a class named inside a checkpoint: the model's Hydra-style ``_target_`` string is
   looked up in :data:`ALLOWED_MODEL_TARGETS` (this package's own network classes) and everything else is refused.
   Constructor arguments must be plain numbers, strings, booleans or lists of them.
@@ -26,6 +28,7 @@ import json
 import os
 import pickle
 import re
+import warnings
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -40,8 +43,10 @@ __all__ = [
     "ALLOWED_MODEL_TARGETS",
     "EXPORT_FORMAT",
     "CheckpointError",
+    "NonFiniteWeightsError",
     "UnsafeCheckpointError",
     "build_model",
+    "check_finite_weights",
     "load_checkpoint",
     "load_model",
     "load_net_state_dict",
@@ -76,6 +81,11 @@ class UnsafeCheckpointError(CheckpointError):
     """A checkpoint tries to run code on load or names a class outside the allow-list; it was not loaded."""
 
 
+class NonFiniteWeightsError(CheckpointError):
+    """A checkpoint's weights hold NaN or infinite values (e.g. saved after training diverged): its fills would be
+    black or garbage, so it is refused at load."""
+
+
 def _is_safetensors(path: Path) -> bool:
     if path.suffix in SAFETENSORS_SUFFIXES:
         return True
@@ -87,6 +97,11 @@ def _is_safetensors(path: Path) -> bool:
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a checkpoint without executing anything stored in it.
+
+    The one reader of checkpoint files for every tool (predict, export, evaluate, the page; training can call it
+    before handing a ``ckpt_path`` to Lightning): its :class:`CheckpointError` is one line that names the file, says
+    what it holds instead (junk bytes, a truncated or foreign zip archive, a plain pickle, an image ...) and what was
+    expected, and never repeats torch's advice to switch the safety check off.
 
     Args:
         path: a Lightning ``.ckpt`` / torch file (read with ``weights_only=True``) or an exported ``.safetensors``.
@@ -113,17 +128,59 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
             f".safetensors export that `python -m inpaint.export` writes next to it"
         )
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # torch's note about a pickle protocol it did not write: the file is refused below with our own words.
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise _unpickling_error(path, str(e)) from None
-    except Exception as e:  # the parser fails in many ways on junk (IndexError, EOFError, RuntimeError, ...)
-        raise CheckpointError(
-            f"cannot read checkpoint {path} (not a torch/Lightning checkpoint, or truncated?): "
-            f"{type(e).__name__}: {_without_torch_advice(str(e))}"
-        ) from None
+    except (
+        Exception
+    ) as e:  # the parser fails in many ways on junk (IndexError, EOFError, RuntimeError, KeyError...)
+        raise _unreadable(path, _what_it_is(path, str(e))) from None
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(ckpt).__name__}, expected a dict")
     return ckpt
+
+
+EXPECTED = (
+    "expected a Lightning .ckpt (a zip archive written by torch.save) or a .safetensors file from "
+    "`python -m inpaint.export`"
+)
+# The first bytes of files that get mistaken for checkpoints, for the error message.
+_MAGIC = {
+    b"\x89PNG": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"GIF8": "a GIF image",
+    b"\x1f\x8b": "a gzip file",
+    b"%PDF": "a PDF document",
+    b"<": "an HTML/XML document",
+    b"{": "a JSON document",
+}
+
+
+def _unreadable(path: Path, what: str) -> CheckpointError:
+    return CheckpointError(f"cannot read checkpoint {path}: {what}; {EXPECTED}")
+
+
+def _what_it_is(path: Path, torch_message: str) -> str:
+    """What ``path`` holds, as far as its first bytes tell, for a file that ``torch.load`` could not read."""
+    with path.open("rb") as f:
+        head = f.read(16)
+    if head.startswith(b"PK\x03\x04"):
+        if "central directory" in torch_message:
+            return (
+                "a damaged or truncated zip archive (no central directory: cut short by a full disk, an interrupted "
+                "copy or download?)"
+            )
+        return f"a zip archive that torch.save did not write ({_without_torch_advice(torch_message) or 'no data.pkl'})"
+    if head[:1] == b"\x80":
+        return "a Python pickle that is not a torch.save checkpoint (inpaint unpickles nothing else)"
+    known = next((name for magic, name in _MAGIC.items() if head.startswith(magic)), None)
+    if known is None and head and all(32 <= b < 127 or b in b"\t\r\n" for b in head):
+        known = "a text file"
+    start = " ".join(f"{b:02x}" for b in head[:8])
+    return f"{known or 'not a zip archive, pickle or safetensors file'} (it starts with the bytes {start})"
 
 
 # torch's weights-only refusal names the blocked object as "GLOBAL <module>.<name>".
@@ -154,7 +211,8 @@ def _unpickling_error(path: Path, message: str) -> CheckpointError:
     )
     detail = _without_torch_advice(detail)
     if found is None and not any(word in detail for word in _REFUSALS):
-        return CheckpointError(f"cannot read checkpoint {path} (not a torch/Lightning checkpoint?): {detail}")
+        # Junk bytes, or a pickle of a format torch.save does not write: say what the file is, not the opcode.
+        return _unreadable(path, _what_it_is(path, message))
     what = f"the Python object {found.group(1)}" if found else f"an object torch refused ({detail})"
     return UnsafeCheckpointError(
         f"refusing to load {path}: its pickle names {what}, which is neither a tensor nor plain data and could run "
@@ -284,12 +342,37 @@ def model_state_dict(ckpt: Mapping[str, Any], source: str = "checkpoint") -> dic
     )
 
 
+def check_finite_weights(state: Mapping[str, torch.Tensor], source: str = "checkpoint") -> None:
+    """Refuse weights with a NaN or infinite value, naming the first such tensor (in the state dict's order).
+
+    Args:
+        state: name -> tensor (e.g. :func:`model_state_dict`'s result); integer tensors are finite by nature.
+        source: the file, for the message.
+
+    Raises:
+        NonFiniteWeightsError: one line naming the first non-finite tensor and how many tensors are affected.
+    """
+    bad = [name for name, t in state.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if not bad:
+        return
+    first = state[bad[0]]
+    nans, infs = int(torch.isnan(first).sum()), int(torch.isinf(first).sum())
+    raise NonFiniteWeightsError(
+        f"{source}: the weights are not finite: tensor {bad[0]!r} holds {nans} NaN and {infs} infinite value(s) of "
+        f"{first.numel()} ({len(bad)} of {len(state)} tensors affected); a model saved after its training "
+        f"diverged fills holes with black or noise. Use an earlier checkpoint of the run"
+    )
+
+
 def load_net_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
-    """U-Net weights only (prefix removed) from a Lightning checkpoint or an export, read safely.
+    """U-Net weights only (prefix removed) from a Lightning checkpoint or an export, read safely and checked to be
+    finite (:func:`check_finite_weights`).
 
     Used to initialise training from a previous run (``InpaintingModule(init_from=...)``).
     """
-    return model_state_dict(load_checkpoint(path), source=str(path))
+    state = model_state_dict(load_checkpoint(path), source=str(path))
+    check_finite_weights(state, str(path))
+    return state
 
 
 def load_model(
@@ -300,11 +383,13 @@ def load_model(
     Raises:
         CheckpointError / UnsafeCheckpointError: see :func:`load_checkpoint` and :func:`model_config`; also when the
             tensors do not fit the configured network (the message lists missing/unexpected keys).
+        NonFiniteWeightsError: a weight is NaN or infinite (checked once, here, for every tool that loads a model).
     """
     source = str(path)
     ckpt = load_checkpoint(path)
     config = model_config(ckpt, source)
     state = model_state_dict(ckpt, source=source)
+    check_finite_weights(state, source)
     model = build_model(config, source)
     try:
         model.load_state_dict(state, strict=True)
@@ -325,7 +410,12 @@ def save_weights(
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        OSError: the file cannot be written (full disk, read-only folder ...), naming ``path``; nothing is left
+            behind and an existing file is kept.
     """
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     config = model_config({"hyper_parameters": {"net": dict(config)}}, "export config")
@@ -335,5 +425,19 @@ def save_weights(
     meta = {"format": EXPORT_FORMAT, "model": json.dumps(config)}
     path = Path(path)
     with atomic_output(path) as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
+        try:
+            save_file(tensors, str(tmp), metadata=meta)
+        except (
+            SafetensorError
+        ) as e:  # its I/O errors are no OSError: "... No space left on device (os error 28)"
+            raise _os_error(str(e), tmp) from e
     return path
+
+
+def _os_error(message: str, path: Path) -> OSError:
+    """The :class:`OSError` that a Rust ``I/O error: ... (os error N)`` message stands for."""
+    code = re.search(r"os error (\d+)", message)
+    if code is None:
+        return OSError(f"cannot write {path}: {message}")
+    errno = int(code.group(1))
+    return OSError(errno, os.strerror(errno), str(path))
