@@ -90,8 +90,10 @@ def test_bad_inputs(inpainter: Inpainter, odd_image: np.ndarray) -> None:
         inpainter(odd_image, np.ones((H - 1, W), np.uint8))
     with pytest.raises(ValueError, match="HxWx3 uint8"):
         inpainter(odd_image.astype(np.float32), np.ones((H, W), np.uint8))
-    with pytest.raises(ValueError, match="HxW"):
-        inpainter(odd_image, np.ones((H, W, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"HxW, HxWx3 or HxWx4 .* shape \(37, 53, 5\)"):
+        inpainter(odd_image, np.ones((H, W, 5), np.uint8))
+    with pytest.raises(ValueError, match="numeric or bool"):
+        inpainter(odd_image, np.full((H, W), "x"))
 
 
 def test_inpaint_tensor_matches_unpadded_model(inpainter: Inpainter) -> None:
@@ -424,3 +426,75 @@ def test_poisson_blend_interpolates_the_border_harmonically() -> None:
 def test_poisson_blend_is_checked(bad) -> None:
     with pytest.raises(ValueError, match="poisson_blend must be a number from 0"):
         Inpainter(_SizeTag(), poisson_blend=bad)
+
+
+# ------------------------------------------------------------------------------------------------ issue 22
+
+
+def test_read_only_array_from_a_pil_image_gives_no_warning(
+    inpainter: Inpainter, odd_image: np.ndarray, tiny
+) -> None:
+    import warnings
+
+    frozen = np.asarray(Image.fromarray(odd_image))  # what np.asarray(pil_image) gives: read-only
+    assert not frozen.flags.writeable
+    hole = tiny.hole_mask(H, W, 0.2, seed=9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "The given NumPy array is not writable" was a UserWarning
+        out = inpainter(frozen, np.asarray(Image.fromarray(hole)))
+    assert np.array_equal(out, inpainter(odd_image, hole))
+
+
+def test_colour_and_alpha_masks_follow_the_one_rule(tiny) -> None:
+    from inpaint.inference import mask_to_hole
+
+    hole = tiny.hole_mask(H, W, 0.2, seed=10) > 0
+    white = hole.astype(np.uint8) * 255
+    # Colour: the brightest channel decides, for arrays and PIL images alike (not luminance: blue is 29 of 255).
+    blue = np.zeros((H, W, 3), np.uint8)
+    blue[hole] = (0, 0, 200)
+    for mask in (blue, Image.fromarray(blue), np.dstack([white] * 3)):
+        assert np.array_equal(mask_to_hole(mask), hole)
+    # Alpha that varies: what is seen on black decides; where that is one colour everywhere, the alpha does.
+    opaque = np.full((H, W), 255, np.uint8)
+    cases = {
+        "white-hole RGBA, opaque": np.dstack([white] * 3 + [opaque]),
+        "white strokes on transparent": np.dstack([np.full((H, W), 255, np.uint8)] * 3 + [white]),
+        "black strokes on transparent": np.dstack([np.zeros((H, W), np.uint8)] * 3 + [white]),
+        "grey + alpha (LA)": np.dstack([np.zeros((H, W), np.uint8), white]),
+    }
+    for name, mask in cases.items():
+        assert np.array_equal(mask_to_hole(mask), hole), name
+    assert np.array_equal(mask_to_hole(Image.fromarray(cases["black strokes on transparent"])), hole)
+    assert np.array_equal(mask_to_hole(hole.astype(np.float32)[..., None]), hole)
+
+
+def test_size_mismatch_of_an_exif_turned_pil_image_mentions_orientation(inpainter: Inpainter) -> None:
+    im = Image.fromarray(np.zeros((H, W, 3), np.uint8))
+    im.getexif()[0x0112] = 8
+    hole = np.zeros((W, H), np.uint8)  # drawn on the photo as shown: turned by a quarter
+    hole[3:9, 4:7] = 255
+    with pytest.raises(
+        ValueError, match=r"EXIF orientation \(8\) shows it turned by a quarter.*exif_transpose"
+    ):
+        inpainter(im, hole)
+    with pytest.raises(ValueError) as plain:
+        inpainter(np.zeros((H, W, 3), np.uint8), hole)  # an array has no orientation to blame
+    assert "EXIF" not in str(plain.value)
+
+
+def test_mostly_hole_mask_is_filled_with_a_warning(inpainter: Inpainter, odd_image: np.ndarray) -> None:
+    from inpaint.inference import SUSPICIOUS_HOLE_RATIO, SuspiciousMaskWarning, suspicious_mask
+
+    hole = np.ones((H, W), bool)
+    hole[0, :2] = False
+    with pytest.warns(
+        SuspiciousMaskWarning, match=r"only 2 known pixels.*invert it if black marks the holes"
+    ):
+        out = inpainter(odd_image, hole)
+    assert np.array_equal(out[~hole], odd_image[~hole])
+    below = np.zeros((H, W), bool)
+    below.flat[: int(below.size * SUSPICIOUS_HOLE_RATIO) - 1] = True
+    assert suspicious_mask(below) is None and suspicious_mask(~below) is None
+    below.flat[: int(np.ceil(below.size * SUSPICIOUS_HOLE_RATIO))] = True
+    assert suspicious_mask(below) is not None

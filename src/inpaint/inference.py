@@ -50,12 +50,16 @@ __all__ = [
     "DEFAULT_MAX_SIDE",
     "INFERENCE_DEFAULTS",
     "SELF_ENSEMBLE_SIZES",
+    "SUSPICIOUS_HOLE_RATIO",
     "Inpainter",
+    "SuspiciousMaskWarning",
     "UnfilledHoleWarning",
     "check_hole_mask",
     "hole_mask_to_valid",
     "image_to_uint8_array",
+    "mask_to_hole",
     "pad_to_multiple",
+    "suspicious_mask",
 ]
 
 
@@ -87,8 +91,37 @@ INFERENCE_DEFAULTS: dict[str, Any] = {"self_ensemble": 1, "coarse_beyond": None,
 HARMONIC_SWEEPS = 50
 
 
+# A mask with at least this fraction of hole pixels is most likely inverted (black = hole) or not a mask at all: the
+# fill then has almost nothing to work from. Such masks are filled, with a SuspiciousMaskWarning (predict and the page
+# print it). The masks of training and evaluation stop at 60 % (NVIDIA's largest bin).
+SUSPICIOUS_HOLE_RATIO = 0.95
+
+
 class UnfilledHoleWarning(RuntimeWarning):
     """Some hole pixels were reached by no pass of the network; they were filled by interpolation instead."""
+
+
+class SuspiciousMaskWarning(UserWarning):
+    """The mask leaves almost no known pixel (at least :data:`SUSPICIOUS_HOLE_RATIO` of it is hole): probably
+    inverted; the fill is made up from the few known pixels."""
+
+
+def suspicious_mask(hole: np.ndarray, name: str = "mask") -> str | None:
+    """A one-sentence warning when at least :data:`SUSPICIOUS_HOLE_RATIO` of ``hole`` is hole, else None.
+
+    Args:
+        hole: (H, W) bool array, True = hole.
+        name: used in the message (the CLI passes the file name).
+    """
+    ratio = float(np.mean(hole, dtype=np.float64))
+    if ratio < SUSPICIOUS_HOLE_RATIO:
+        return None
+    known = int(hole.size - np.count_nonzero(hole))
+    return (
+        f"{name}: {ratio:.1%} of the pixels are holes (only {known} known pixel{'s' * (known != 1)}), at least "
+        f"{SUSPICIOUS_HOLE_RATIO:.0%}: the fill is made up from almost nothing. Is the mask inverted? Holes are the "
+        f"white (nonzero) pixels"
+    )
 
 
 def check_hole_mask(hole: np.ndarray, name: str = "mask") -> None:
@@ -128,32 +161,71 @@ def image_to_uint8_array(image: np.ndarray | Image.Image, name: str = "image") -
     return arr
 
 
-def hole_mask_to_valid(
+def mask_to_hole(
     mask: np.ndarray | Image.Image, name: str = "mask", threshold: float = MASK_THRESHOLD
 ) -> np.ndarray:
-    """Convert a user mask (white = hole) to the library's convention.
+    """The hole of a user mask (white = hole), by the one rule of the API and of mask files (``predict``).
 
     Args:
-        mask: (H, W) or (H, W, 1) array of bool, integers (0/1 or 0/255) or floats, or a PIL image (any mode is
-            converted to 8-bit grayscale first). White pixels are holes: above ``threshold`` on the 0..255 scale,
-            above ``threshold / 255`` for masks on the 0..1 scale (see :func:`inpaint.data.imageio.binarize_mask`),
-            so binary masks read as "nonzero = hole".
+        mask: an array of bool, integers (0/1 or 0/255) or floats, (H, W) or (H, W, 1); (H, W, 3) colour; (H, W, 2) or
+            (H, W, 4) with alpha last; or a PIL image of any mode. A pixel is white when its brightest colour channel
+            is above ``threshold`` on the 0..255 scale (above ``threshold / 255`` for masks on the 0..1 scale, see
+            :func:`inpaint.data.imageio.binarize_mask`), so binary masks read as "nonzero = hole". With an alpha
+            channel that varies, a pixel counts as it looks on black (colour times opacity); where that is one colour
+            everywhere, e.g. black strokes on a transparent layer, the alpha channel is the mask (opaque = hole).
         name: used in error messages.
         threshold: 8-bit level (default :data:`~inpaint.data.imageio.MASK_THRESHOLD`, 127).
 
     Returns:
-        (H, W) float32 array with 1 = valid (known) pixel, 0 = hole.
+        (H, W) bool array, True = hole.
     """
-    if isinstance(mask, Image.Image):
-        mask = np.asarray(mask.convert("L"))
-    arr = np.asarray(mask)
+    arr = _mask_array(mask)
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
-    if arr.ndim != 2:
-        raise ValueError(f"{name} must be HxW (nonzero = hole), got an array of shape {arr.shape}")
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (2, 3, 4)):
+        raise ValueError(
+            f"{name} must be HxW, HxWx3 or HxWx4 (white = hole), got an array of shape {arr.shape}"
+        )
     if not (arr.dtype == np.bool_ or np.issubdtype(arr.dtype, np.number)):
         raise ValueError(f"{name} must be numeric or bool, got dtype {arr.dtype}")
-    return (~binarize_mask(arr, threshold)).astype(np.float32)
+    return binarize_mask(_mask_level(arr), threshold)
+
+
+def _mask_array(mask: np.ndarray | Image.Image) -> np.ndarray:
+    """A PIL mask as an array that keeps its alpha channel (RGBA) if it has one, converted as image files are."""
+    if not isinstance(mask, Image.Image):
+        return np.asarray(mask)
+    if mask.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in mask.info:
+        return np.asarray(mask.convert("RGBA"))
+    from inpaint.data.imageio import to_rgb_uint8
+
+    return to_rgb_uint8(mask)
+
+
+def _mask_level(arr: np.ndarray) -> np.ndarray:
+    """(H, W) brightness of a mask array (see :func:`mask_to_hole`): the brightest colour channel, seen on black
+    where an alpha channel varies, or the alpha itself where the colour says nothing."""
+    if arr.ndim == 2:
+        return arr
+    if arr.shape[2] == 3:
+        return arr.max(axis=2)
+    colour, alpha = arr[..., :-1].max(axis=2), arr[..., -1]
+    if alpha.min() == alpha.max():
+        return colour  # a constant alpha (typically opaque) carries no mask
+    opacity = alpha.astype(np.float32) / (255.0 if float(alpha.max()) > 1.0 else 1.0)
+    seen = colour.astype(np.float32) * opacity
+    return alpha if seen.min() == seen.max() else seen
+
+
+def hole_mask_to_valid(
+    mask: np.ndarray | Image.Image, name: str = "mask", threshold: float = MASK_THRESHOLD
+) -> np.ndarray:
+    """Convert a user mask (white = hole, read by :func:`mask_to_hole`) to the library's convention.
+
+    Returns:
+        (H, W) float32 array with 1 = valid (known) pixel, 0 = hole.
+    """
+    return (~mask_to_hole(mask, name, threshold)).astype(np.float32)
 
 
 def pad_to_multiple(
@@ -461,8 +533,9 @@ class Inpainter:
         Args:
             image: (H, W, 3) uint8 RGB array or PIL image; any size (large ones are filled at a working resolution,
                 see the module docstring).
-            mask: (H, W), white = hole to fill (bool, 0/1, 0/255 or float), or a PIL image.
-            mask_threshold: 8-bit level above which a mask pixel is white (see :func:`hole_mask_to_valid`).
+            mask: (H, W), white = hole to fill (bool, 0/1, 0/255 or float); (H, W, 3) or (H, W, 4) as a mask file
+                read by ``predict``; or a PIL image (the one rule: :func:`mask_to_hole`).
+            mask_threshold: 8-bit level above which a mask pixel is white (see :func:`mask_to_hole`).
 
         Returns:
             The filled image, same size and type as ``image`` (uint8 array or RGB PIL image). Known pixels are
@@ -470,22 +543,51 @@ class Inpainter:
 
         Raises:
             ValueError: wrong types or sizes, a mask without holes or without known pixels (as the CLI).
+
+        Warns:
+            SuspiciousMaskWarning: at least :data:`SUSPICIOUS_HOLE_RATIO` of the mask is hole (inverted?).
         """
         arr = image_to_uint8_array(image)
-        hole = hole_mask_to_valid(mask, threshold=mask_threshold) == 0
+        hole = mask_to_hole(mask, threshold=mask_threshold)
         if hole.shape != arr.shape[:2]:
             raise ValueError(
                 f"mask is {hole.shape[1]}x{hole.shape[0]} (WxH) but image is {arr.shape[1]}x{arr.shape[0]}"
+                + _orientation_note(image, hole.shape)
             )
         check_hole_mask(hole)
+        warning = suspicious_mask(hole)
+        if warning is not None:
+            warnings.warn(
+                f"{warning}; invert it if black marks the holes", SuspiciousMaskWarning, stacklevel=2
+            )
         with torch.inference_mode():
-            x = torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+            # torch.from_numpy shares memory and warns on read-only arrays (np.asarray(pil_image) is one): copy those.
+            pixels = arr if arr.flags.writeable else arr.copy()
+            x = torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
             m = torch.from_numpy(~hole)[None, None].float()
             filled = self.inpaint_tensor(x, m)[0].mul_(255.0).round_().clamp_(0, 255)
             filled_u8 = filled.to(torch.uint8).permute(1, 2, 0).cpu().numpy()
         # Copy known pixels from the input bytes, so they are bit-identical whatever the float round trip does.
         out = np.where(hole[..., None], filled_u8, arr)
         return Image.fromarray(out) if isinstance(image, Image.Image) else out
+
+
+# EXIF orientations (TIFF tag 274) that swap width and height: the photo is shown turned by a quarter.
+EXIF_ORIENTATION_TAG = 0x0112
+QUARTER_TURN_ORIENTATIONS = (5, 6, 7, 8)
+
+
+def _orientation_note(image: object, mask_hw: tuple[int, ...]) -> str:
+    """A hint for a size mismatch caused by a PIL image's EXIF orientation (the mask drawn on the turned photo)."""
+    if not isinstance(image, Image.Image):
+        return ""
+    orientation = image.getexif().get(EXIF_ORIENTATION_TAG)
+    if orientation not in QUARTER_TURN_ORIENTATIONS or tuple(mask_hw) != (image.width, image.height):
+        return ""
+    return (
+        f"; the image's EXIF orientation ({orientation}) shows it turned by a quarter, which is the mask's size: "
+        "pass PIL.ImageOps.exif_transpose(image), as predict reads photos"
+    )
 
 
 def _dihedral(x: torch.Tensor, transform: tuple[bool, int], inverse: bool = False) -> torch.Tensor:
