@@ -161,7 +161,11 @@ def test_folder_with_bad_pairs_continues_and_fails(
     assert "1 written, 4 failed" in err
     assert "nomask.png: no mask" in err
     assert "size mismatch" in err and "small.png" in err and f"{W}x{H - 1}" in err
-    assert "empty_mask.png: mask has no hole pixels" in err and "--invert-mask" in err
+    assert (
+        "empty_mask.png: mask has no hole pixels" in err
+        and "holes are its white pixels, and it has none" in err
+    )
+    assert "pass --invert-mask" not in err  # inverting an all-black mask gives "every pixel is a hole"
     assert "broken.png" in err
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["good.png"]
 
@@ -353,3 +357,273 @@ def test_grey_mask_is_thresholded_at_one_level_everywhere(
     with pytest.raises(SystemExit) as exit_info:
         predict("x.png", "--mask-threshold", "300")
     assert exit_info.value.code == 2
+
+
+# ------------------------------------------------------------------------ paths, disks and formats (issue 22)
+
+
+def _args(ckpt: Path, tmp_path: Path, out: object, *extra: object) -> list[object]:
+    return ["-c", ckpt, "-i", tmp_path / "a.png", "-m", tmp_path / "m.png", "-o", out, *extra]
+
+
+def _usage_error(capsys: pytest.CaptureFixture[str], *args: object) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(a) for a in args])
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err
+
+
+@pytest.fixture
+def pair(tmp_path: Path, tiny) -> tuple[np.ndarray, np.ndarray]:
+    """a.png and m.png (20 % hole) in tmp_path: (image, hole)."""
+    return _image(tmp_path / "a.png"), _mask(tiny, tmp_path / "m.png")
+
+
+def test_empty_output_is_a_usage_error_not_the_working_directory(
+    ckpt: Path, tmp_path: Path, pair, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    before = sorted(tmp_path.iterdir())
+    err = _usage_error(capsys, *_args(ckpt, tmp_path, ""))
+    assert "argument -o/--output: must not be empty" in err and "Traceback" not in err
+    assert sorted(tmp_path.iterdir()) == before  # was: ./a.png replaced... or a new ./<name>.png, status 0
+
+
+def test_output_below_a_file_says_which_file(
+    ckpt: Path, tmp_path: Path, pair, capsys: pytest.CaptureFixture[str]
+) -> None:
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"a photo")
+    code, err = _run(capsys, *_args(ckpt, tmp_path, photo / "x.png"))
+    assert (
+        code == 2 and err.strip() == f"error: cannot write {photo / 'x.png'}: {photo} is a file, not a folder"
+    )
+    assert photo.read_bytes() == b"a photo"
+
+
+@pytest.mark.parametrize("value", ["-1", "1.5", "big"])
+def test_max_side_must_be_a_number_of_pixels(
+    ckpt: Path, tmp_path: Path, pair, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    err = _usage_error(capsys, *_args(ckpt, tmp_path, tmp_path / "o.png", "--max-side", value))
+    assert "--max-side: must be 0 (full resolution) or a positive number of pixels" in err
+    assert "cannot set up the model" not in err
+
+
+def test_full_disk_names_the_output_and_leaves_nothing(
+    ckpt: Path, tmp_path: Path, pair, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.disks import full_disk
+
+    with full_disk(tmp_path / "disk") as disk:
+        out = disk / "result.png"
+        code, err = _run(capsys, *_args(ckpt, tmp_path, out))
+        assert code == 1 and f"error: cannot write {out}: No space left on device" in err
+        assert "Traceback" not in err and "[Errno" not in err
+        assert sorted(p.name for p in disk.iterdir()) == ["filler"]  # no temporary file, no partial result
+
+
+def test_read_only_folder_names_the_output_not_a_temporary_file(
+    ckpt: Path, tmp_path: Path, pair, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+
+    from tests.disks import read_only_dir
+
+    with read_only_dir(tmp_path / "ro") as ro:
+        code, err = _run(capsys, *_args(ckpt, tmp_path, ro / "result.png"))
+    reason = "Read-only file system" if os.geteuid() == 0 else "Permission denied"
+    assert code == 1 and f"error: cannot write {ro / 'result.png'}: {reason}" in err
+    assert ".tmp" not in err and "Traceback" not in err
+
+
+def test_debug_shows_the_traceback(
+    ckpt: Path, tmp_path: Path, pair, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Image.fromarray(np.zeros((H, W), np.uint8)).save(tmp_path / "m.png")
+    code, err = _run(capsys, *_args(ckpt, tmp_path, tmp_path / "o.png"))
+    assert code == 1 and "Traceback" not in err
+    code, err = _run(capsys, *_args(ckpt, tmp_path, tmp_path / "o.png", "--debug"))
+    assert code == 1 and "Traceback (most recent call last)" in err and "InputError" in err
+
+
+@pytest.mark.parametrize("case", ["nan", "random_bytes"])
+def test_unusable_checkpoint_is_one_line(
+    ckpt: Path, tmp_path: Path, pair, capsys: pytest.CaptureFixture[str], case: str
+) -> None:
+    import os
+
+    import torch
+
+    bad = tmp_path / "bad.ckpt"
+    if case == "nan":
+        data = torch.load(ckpt, weights_only=True)
+        name = [k for k in data["state_dict"] if k.startswith("net.")][-1]
+        data["state_dict"][name] = torch.full_like(data["state_dict"][name], float("nan"))
+        torch.save(data, bad)
+        expected = f"tensor '{name.removeprefix('net.')}' holds"
+    else:
+        bad.write_bytes(os.urandom(1000))
+        expected = "not a zip archive, pickle or safetensors file (it starts with the bytes"
+    code, err = _run(
+        capsys, "-c", bad, "-i", tmp_path / "a.png", "-m", tmp_path / "m.png", "-o", tmp_path / "o.png"
+    )
+    assert code == 1 and err.startswith(f"error: {'' if case == 'nan' else 'cannot read checkpoint '}{bad}")
+    assert expected in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o.png").exists()
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".gif"])
+def test_lossy_output_format_is_said(
+    ckpt: Path, tmp_path: Path, pair, capsys: pytest.CaptureFixture[str], suffix: str
+) -> None:
+    image, hole = pair
+    out = tmp_path / f"o{suffix}"
+    code, err = _run(capsys, *_args(ckpt, tmp_path, out))
+    assert code == 0, err
+    why = "a palette of 256 colours" if suffix == ".gif" else "lossy compression"
+    assert f"warning: {out}: " in err and why in err and "write .png (or .tif)" in err
+    back = np.asarray(Image.open(out).convert("RGB"))
+    assert not np.array_equal(back[~hole], image[~hole])  # the warning is true: known pixels changed
+
+
+@pytest.mark.parametrize(
+    "fmt", ["PNG", "TIFF", "BMP", "DIB", "PPM", "TGA", "SGI", "QOI", "JPEG2000", "IM", "PCX", "WEBP"]
+)
+def test_exact_formats_keep_known_pixels_bit_identical(
+    ckpt: Path, tmp_path: Path, pair, capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    from inpaint.predict import EXACT_FORMATS
+
+    assert fmt in EXACT_FORMATS
+    image, hole = pair
+    suffix = next(ext for ext, f in Image.registered_extensions().items() if f == fmt)
+    out = tmp_path / f"o{suffix}"
+    code, err = _run(capsys, *_args(ckpt, tmp_path, out))
+    assert code == 0 and "warning" not in err, err
+    back = np.asarray(Image.open(out).convert("RGB"))
+    assert np.array_equal(back[~hole], image[~hole]) and not np.array_equal(back[hole], image[hole])
+
+
+@pytest.mark.parametrize("channels", [3, 1])
+def test_16_bit_photo_comes_back_16_bit_as_png_and_tiff(
+    ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny, channels: int
+) -> None:
+    import cv2
+
+    rng = np.random.default_rng(2)
+    deep = rng.integers(0, 65536, (H, W, channels), dtype=np.uint16)
+    cv2.imwrite(str(tmp_path / "a.png"), deep[..., ::-1] if channels == 3 else deep[..., 0])
+    hole = _mask(tiny, tmp_path / "m.png")
+    rgb = np.repeat(deep, 3 // channels, axis=2)
+    for suffix in (".png", ".tif"):
+        out = tmp_path / f"o{suffix}"
+        code, err = _run(capsys, *_args(ckpt, tmp_path, out))
+        assert code == 0 and "warning" not in err, err
+        back = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)[..., ::-1]
+        assert back.dtype == np.uint16 and back.shape == (H, W, 3)
+        assert np.array_equal(back[~hole], rgb[~hole])  # 16-bit exact, not 8-bit * 257
+        assert (back[hole] % 257 != 0).any()  # the fill has 16-bit precision too
+    code, err = _run(capsys, *_args(ckpt, tmp_path, tmp_path / "o.bmp"))
+    assert code == 0 and "BMP holds 8 bits per channel, the photo has 16" in err
+
+
+def test_16_bit_reader_turns_photos_as_pil_does() -> None:
+    from PIL import ImageOps
+
+    from inpaint.predict import _exif_orient
+
+    arr = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+    for orientation in range(1, 9):
+        im = Image.fromarray(arr)
+        exif = im.getexif()
+        exif[0x0112] = orientation
+        im.info["exif"] = exif.tobytes()
+        expected = np.asarray(ImageOps.exif_transpose(im))
+        assert np.array_equal(_exif_orient(arr, orientation), expected), orientation
+
+
+def test_mostly_hole_mask_warns_and_hints_invert(
+    ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _image(tmp_path / "a.png")
+    hole = np.ones((H, W), bool)
+    hole[20:23, 30:33] = False  # 9 known pixels: an inverted mask of a small spot
+    Image.fromarray(hole.astype(np.uint8) * 255).save(tmp_path / "m.png")
+    code, err = _run(capsys, *_args(ckpt, tmp_path, tmp_path / "o.png"))
+    assert code == 0 and (tmp_path / "o.png").exists()
+    assert f"warning: {tmp_path / 'm.png'}: 99.7% of the pixels are holes (only 9 known pixels)" in err
+    assert "pass --invert-mask if black marks the holes" in err
+    # The hint works: inverted, the same file is a 9-pixel hole, filled without a warning.
+    code, err = _run(capsys, *_args(ckpt, tmp_path, tmp_path / "i.png", "--invert-mask"))
+    assert code == 0 and "warning" not in err
+    # A mostly-white mask under --invert-mask is mostly hole too: then the hint is to drop the flag.
+    Image.fromarray((~hole).astype(np.uint8) * 255).save(tmp_path / "m.png")
+    code, err = _run(capsys, *_args(ckpt, tmp_path, tmp_path / "j.png", "--invert-mask"))
+    assert code == 0 and "drop --invert-mask if black marks the holes" in err
+
+
+def test_mask_drawn_only_in_alpha_is_read_from_it(
+    ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny
+) -> None:
+    """Black strokes on a transparent layer (colour black everywhere): was "no hole pixels, pass --invert-mask",
+    and then "every pixel is a hole"."""
+    img = _image(tmp_path / "a.png")
+    hole = tiny.hole_mask(H, W, 0.2, seed=7) > 0
+    rgba = np.zeros((H, W, 4), np.uint8)
+    rgba[..., 3] = np.where(hole, 255, 0)
+    Image.fromarray(rgba).save(tmp_path / "m.png")
+    Image.fromarray(hole.astype(np.uint8) * 255).save(tmp_path / "white.png")
+    code, err = _run(capsys, *_args(ckpt, tmp_path, tmp_path / "o.png"))
+    assert code == 0, err
+    code, err = _run(
+        capsys, "-c", ckpt, "-i", tmp_path / "a.png", "-m", tmp_path / "white.png", "-o", tmp_path / "w.png"
+    )
+    assert code == 0, err
+    out = np.asarray(Image.open(tmp_path / "o.png"))
+    assert np.array_equal(
+        out, np.asarray(Image.open(tmp_path / "w.png"))
+    )  # the same hole as a white-hole mask
+    assert np.array_equal(out[~hole], img[~hole])
+    # --invert-mask then means "transparent = hole", and works too.
+    code, err = _run(capsys, *_args(ckpt, tmp_path, tmp_path / "inv.png", "--invert-mask"))
+    assert code == 0, err
+    inv = np.asarray(Image.open(tmp_path / "inv.png"))
+    assert np.array_equal(inv[hole], img[hole]) and not np.array_equal(inv[~hole], img[~hole])
+    # The API reads the same RGBA array the same way.
+    from inpaint import Inpainter
+
+    assert np.array_equal(Inpainter.from_checkpoint(ckpt)(img, rgba), out)
+
+
+def test_colour_mask_one_rule_for_cli_and_api(
+    ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny
+) -> None:
+    from inpaint import Inpainter
+
+    img = _image(tmp_path / "a.png")
+    hole = tiny.hole_mask(H, W, 0.2, seed=8) > 0
+    colour = np.zeros((H, W, 3), np.uint8)
+    colour[hole] = (0, 0, 255)  # pure blue strokes: white by the brightest channel, dark by luminance (29)
+    Image.fromarray(colour).save(tmp_path / "m.png")
+    code, err = _run(capsys, *_args(ckpt, tmp_path, tmp_path / "o.png"))
+    assert code == 0, err
+    cli = np.asarray(Image.open(tmp_path / "o.png"))
+    inpainter = Inpainter.from_checkpoint(ckpt)
+    assert np.array_equal(inpainter(img, colour), cli)  # an HxWx3 array, as the file
+    assert np.array_equal(inpainter(img, Image.fromarray(colour)), cli)  # a PIL image, as the file
+    assert np.array_equal(inpainter(img, hole), cli)
+
+
+def test_size_mismatch_of_an_exif_turned_photo_mentions_orientation(
+    ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny
+) -> None:
+    arr = np.random.default_rng(0).integers(0, 256, (H, W, 3), dtype=np.uint8)
+    im = Image.fromarray(arr)
+    exif = im.getexif()
+    exif[0x0112] = 6  # shown turned by a quarter: W x H stored, H x W shown
+    im.save(tmp_path / "a.png", exif=exif.tobytes())
+    _mask(tiny, tmp_path / "m.png")  # drawn on the stored W x H pixels
+    code, err = _run(capsys, *_args(ckpt, tmp_path, tmp_path / "o.png"))
+    assert code == 1 and f"is {H}x{W} but mask" in err
+    assert "EXIF orientation (6)" in err and f"stored, unturned {W}x{H} pixels" in err
