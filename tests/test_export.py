@@ -68,17 +68,53 @@ def test_unwritable_output_is_one_clear_line(
 ) -> None:
     import os
 
+    from tests.disks import read_only_dir
+
     ckpt = tiny.checkpoint(tmp_path / "t.ckpt")
-    if how == "read_only":
-        if os.geteuid() == 0:
-            pytest.skip("root writes into read-only folders")
-        folder = tmp_path / "ro"
-        folder.mkdir(mode=0o555)
-        out = folder / "model.safetensors"
-    else:
-        (tmp_path / "a_file").write_text("x")
-        out = tmp_path / "a_file" / "sub" / "model.safetensors"
-    assert main([str(ckpt), "-o", str(out)]) == 1
+    (tmp_path / "a_file").write_text("x")
+    with read_only_dir(tmp_path / "ro") as ro:
+        if how == "read_only":
+            out = ro / "model.safetensors"
+            reason = "Read-only file system" if os.geteuid() == 0 else "Permission denied"
+        else:
+            out = tmp_path / "a_file" / "sub" / "model.safetensors"
+            reason = f"{tmp_path / 'a_file'} is a file, not a folder"
+        assert main([str(ckpt), "-o", str(out)]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("error: cannot write the export: ") and len(err.strip().splitlines()) == 1
-    assert "Traceback" not in err
+    assert (
+        err.strip() == f"error: cannot write the export: {out}: {reason}"
+    )  # the target, not a temporary file
+
+
+# ------------------------------------------------------------------------------------- disks, NaN (issue 22)
+
+
+def test_full_disk_is_one_line_naming_the_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny
+) -> None:
+    from tests.disks import full_disk
+
+    ckpt = tiny.checkpoint(tmp_path / "t.ckpt")
+    with full_disk(tmp_path / "disk") as disk:
+        out = disk / "model.safetensors"
+        assert main([str(ckpt), "-o", str(out)]) == 1
+        err = capsys.readouterr().err
+        assert err.strip() == f"error: cannot write the export: {out}: No space left on device"
+        assert sorted(p.name for p in disk.iterdir()) == ["filler"]  # nothing half-written left behind
+        assert main([str(ckpt), "-o", str(out), "--debug"]) == 1
+        assert "Traceback" in capsys.readouterr().err
+
+
+def test_non_finite_checkpoint_is_one_line_naming_the_tensor(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny
+) -> None:
+    ckpt = tiny.checkpoint(tmp_path / "t.ckpt")
+    data = torch.load(ckpt, weights_only=True)
+    name = [k for k in data["state_dict"] if k.startswith("net.")][1]
+    data["state_dict"][name].fill_(float("nan"))
+    torch.save(data, ckpt)
+    assert main([str(ckpt), "-o", str(tmp_path / "m.safetensors")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {ckpt}: the weights are not finite: tensor '{name.removeprefix('net.')}'")
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "m.safetensors").exists()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -74,26 +75,35 @@ def export_program(checkpoint: str | Path, output: str | Path) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status."""
+    """Run the CLI; returns the exit status: 0, or 1 with one ``error:`` line (``--debug`` adds the traceback)."""
     p = argparse.ArgumentParser(prog="inpaint-export", description=__doc__.splitlines()[0])
     p.add_argument("checkpoint", type=Path, help="Lightning .ckpt (or an earlier export)")
     p.add_argument("-o", "--output", type=Path, help="output .safetensors (default: next to the checkpoint)")
     p.add_argument("--pt2", action="store_true", help="also write a torch.export program next to the output")
+    p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     args = p.parse_args(argv)
     try:
         out = export_weights(args.checkpoint, args.output)
         print(f"wrote {out}")
         if args.pt2:
             print(f"wrote {export_program(args.checkpoint, out.with_suffix('.pt2'))}")
-    except (CheckpointError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    except (
+        CheckpointError,
+        ValueError,
+    ) as e:  # unreadable, unsafe or non-finite checkpoint, a bad output path
+        return _fail(str(e), args.debug)
     except (
         OSError
-    ) as e:  # the output cannot be written: read-only folder, disk full, a file where a folder should be
-        print(f"error: cannot write the export: {describe_os_error(e)}", file=sys.stderr)
-        return 1
+    ) as e:  # the output cannot be written: read-only folder, full disk, a file where a folder should be
+        return _fail(f"cannot write the export: {describe_os_error(e)}", args.debug)
     return 0
+
+
+def _fail(message: str, debug: bool) -> int:
+    if debug:
+        traceback.print_exc()
+    print(f"error: {message}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":
