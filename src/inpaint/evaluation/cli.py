@@ -1,8 +1,8 @@
 """The evaluation's command line and config: ``python -m inpaint.evaluate`` over ``conf/evaluate.yaml``.
 
 Builds the loader of the configured split, evaluates a checkpoint (:func:`inpaint.evaluation.evaluate`) and writes the
-report into the run directory. :func:`find_latest_checkpoint` and :func:`project_root` let notebooks and the web page
-find the newest run from wherever they start.
+report into the run directory. :func:`find_latest_checkpoint` (the newest checkpoint of the default experiment) and
+:func:`project_root` let notebooks and the web page find it from wherever they start.
 """
 
 from __future__ import annotations
@@ -25,7 +25,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "OutputDirError",
+    "SettingsError",
     "build_eval_loader",
+    "check_settings",
+    "chosen_checkpoint",
     "find_latest_checkpoint",
     "load_config",
     "project_root",
@@ -89,34 +92,104 @@ def project_root(start: str | Path | None = None) -> Path:
     return here
 
 
+# Where `python -m inpaint.train` (the default experiment, task_name=train) keeps its runs, relative to outputs/. The
+# installation check (+experiment=smoke) and sweeps write elsewhere, so their models never become the default.
+DEFAULT_RUNS = "train/runs"
+
+
 def find_latest_checkpoint(root: str | Path | None = None) -> Path:
-    """The most recently written ``last.ckpt`` under ``root`` (default: the :func:`project_root`'s ``outputs/``, e.g.
-    after ``make train``)."""
-    root = Path(root) if root is not None else project_root() / "outputs"
-    found = sorted(root.glob("**/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
-    if not found:
-        raise FileNotFoundError(
-            f"no */checkpoints/last.ckpt under {root.resolve()}; train one with `make train` (or set "
-            f"${PROJECT_DIR_ENV} to the project directory)"
-        )
-    return found[-1]
+    """The newest ``last.ckpt`` of the default experiment: ``<root>/train/runs/*/checkpoints/last.ckpt`` by the time
+    it was written, with ``root`` the :func:`project_root`'s ``outputs/`` by default (what ``make train`` writes).
+
+    The one search behind every "newest checkpoint" default of the evaluation and the page (``python -m
+    inpaint.evaluate`` without ``ckpt_path``, ``python -m inpaint.app`` without ``--ckpt``, the notebook). Other
+    experiments (``+experiment=smoke``: the installation check) and multiruns are never picked: name them.
+
+    Raises:
+        FileNotFoundError: no such checkpoint; the message says where it looked, names a checkpoint of another
+            experiment if there is one, and how to get or choose one.
+    """
+    outputs = Path(root) if root is not None else project_root() / "outputs"
+    runs = outputs / DEFAULT_RUNS
+    found = [p for p in runs.glob("*/checkpoints/last.ckpt") if p.is_file()]
+    if found:
+        return max(found, key=lambda p: p.stat().st_mtime)
+    others = sorted(outputs.glob("**/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+    other = (
+        f"; {len(others)} checkpoint(s) of other experiments are not used by default, the newest: {others[-1]} "
+        "(name it to use it)"
+        if others
+        else ""
+    )
+    raise FileNotFoundError(
+        f"no checkpoint of the default experiment ({DEFAULT_RUNS}/*/checkpoints/last.ckpt) under "
+        f"{outputs.resolve()}{other}. Train one with `make train`, or name one (evaluate ckpt_path=<file>, "
+        f"app --ckpt <file>), or set ${PROJECT_DIR_ENV} to the project directory"
+    )
 
 
 class OutputDirError(OSError):
     """The report's output directory cannot be created or written."""
 
 
+class SettingsError(ValueError):
+    """A setting of ``conf/evaluate.yaml`` is out of its range; the message names the key and what it accepts."""
+
+
+def chosen_checkpoint(ckpt_path: str | os.PathLike[str] | None, what: str = "checkpoint") -> Path:
+    """``ckpt_path``, or the newest checkpoint of the default experiment when it is empty; logged either way, so
+    that a user always sees which model the numbers (or the page) come from."""
+    if ckpt_path:
+        log.info("%s: %s", what, ckpt_path)
+        return Path(ckpt_path)
+    found = find_latest_checkpoint()
+    log.info("%s: %s (the newest run of the default experiment; name another to use it)", what, found)
+    return found
+
+
+_CHOICES = {"split": ("test", "val"), "lpips": ("auto", "on", "off"), "fid": ("auto", "on", "off")}
+
+
+def check_settings(cfg: DictConfig) -> None:
+    """One clear :class:`SettingsError` for an evaluation setting out of range (instead of an error from inside
+    the data loader or the metrics)."""
+    for key, allowed in _CHOICES.items():
+        if str(cfg.get(key)) not in allowed:
+            raise SettingsError(f"{key}={cfg.get(key)}: expected one of {', '.join(allowed)}")
+    for key, low in (("batch_size", 1), ("num_workers", 0), ("num_examples", 0), ("max_images", 1)):
+        value = cfg.get(key)
+        if key == "max_images" and value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise SettingsError(f"{key}={value}: expected a whole number of at least {low}")
+    try:
+        _resolve_device(str(cfg.device))
+    except RuntimeError as e:
+        raise SettingsError(f"device={cfg.device}: {e}") from None
+
+
 def run(cfg: DictConfig) -> EvaluationReport:
-    """Evaluate as configured by ``conf/evaluate.yaml`` and write the report into ``cfg.output_dir``."""
+    """Evaluate as configured by ``conf/evaluate.yaml`` and write the report into ``cfg.output_dir``.
+
+    Without ``ckpt_path`` the newest checkpoint of the default experiment (:func:`find_latest_checkpoint`); the
+    checkpoint used is logged either way.
+
+    Raises:
+        OutputDirError: ``output_dir`` cannot be written (checked before the work, and when saving).
+        SettingsError: a setting of ``conf/evaluate.yaml`` out of its range.
+        CheckpointError, FileNotFoundError: no usable checkpoint (unreadable, unsafe, non-finite, none found).
+    """
     from inpaint.inference import Inpainter
 
+    check_settings(cfg)
     try:
         ensure_writable_dir(cfg.output_dir)  # before the work, not after it
     except OSError as e:
         raise _output_error(cfg.output_dir, e) from e
     device = _resolve_device(str(cfg.device))
+    ckpt = chosen_checkpoint(cfg.get("ckpt_path"))
     inpainter = Inpainter.from_checkpoint(
-        cfg.ckpt_path,
+        ckpt,
         device=device,
         self_ensemble=int(cfg.self_ensemble),
         coarse_beyond=cfg.coarse_beyond,
@@ -124,7 +197,7 @@ def run(cfg: DictConfig) -> EvaluationReport:
     )
     loader, caveat = build_eval_loader(cfg)
     info = {
-        "checkpoint": str(cfg.ckpt_path),
+        "checkpoint": str(ckpt),
         "split_caveat": caveat,
         "model": inpainter.config,
         "data": to_plain(cfg.data),
@@ -153,4 +226,6 @@ def run(cfg: DictConfig) -> EvaluationReport:
 
 
 def _output_error(output_dir: str, err: OSError) -> OutputDirError:
-    return OutputDirError(f"cannot write the report to output_dir={output_dir}: {describe_os_error(err)}")
+    same = err.filename is not None and os.fsdecode(err.filename) == str(output_dir)
+    reason = (err.strerror or str(err)) if same else describe_os_error(err)
+    return OutputDirError(f"cannot write the report to output_dir={output_dir}: {reason}")
