@@ -118,3 +118,12 @@ def test_non_finite_checkpoint_is_one_line_naming_the_tensor(
     assert err.startswith(f"error: {ckpt}: the weights are not finite: tensor '{name.removeprefix('net.')}'")
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_empty_paths_are_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny) -> None:
+    ckpt = tiny.checkpoint(tmp_path / "t.ckpt")
+    for args in ([str(ckpt), "-o", ""], [""]):
+        with pytest.raises(SystemExit) as info:
+            main(args)
+        assert info.value.code == 2 and "must not be empty" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.ckpt"]

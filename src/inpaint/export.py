@@ -27,6 +27,7 @@ import torch
 
 from inpaint.checkpoint import CheckpointError, load_model, save_weights
 from inpaint.io import atomic_output, describe_os_error
+from inpaint.predict import path_argument
 
 __all__ = ["export_program", "export_weights", "main"]
 
@@ -77,8 +78,10 @@ def export_program(checkpoint: str | Path, output: str | Path) -> Path:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status: 0, or 1 with one ``error:`` line (``--debug`` adds the traceback)."""
     p = argparse.ArgumentParser(prog="inpaint-export", description=__doc__.splitlines()[0])
-    p.add_argument("checkpoint", type=Path, help="Lightning .ckpt (or an earlier export)")
-    p.add_argument("-o", "--output", type=Path, help="output .safetensors (default: next to the checkpoint)")
+    p.add_argument("checkpoint", type=path_argument, help="Lightning .ckpt (or an earlier export)")
+    p.add_argument(
+        "-o", "--output", type=path_argument, help="output .safetensors (default: next to the checkpoint)"
+    )
     p.add_argument("--pt2", action="store_true", help="also write a torch.export program next to the output")
     p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     args = p.parse_args(argv)

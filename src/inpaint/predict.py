@@ -55,6 +55,7 @@ __all__ = [
     "load_mask",
     "lossy_output_warning",
     "main",
+    "path_argument",
     "predict_pair",
 ]
 
@@ -422,8 +423,8 @@ def inference_options(args: argparse.Namespace) -> dict[str, Any]:
     return {name: getattr(args, name) for name in INFERENCE_DEFAULTS}
 
 
-def _path(text: str) -> Path:
-    """argparse type: a non-empty path (``Path("")`` would be the working directory)."""
+def path_argument(text: str) -> Path:
+    """argparse type of the CLIs' paths: a non-empty path (``Path("")`` would be the working directory)."""
     if not text.strip():
         raise argparse.ArgumentTypeError("must not be empty")
     return Path(text)
@@ -445,17 +446,27 @@ def _parser() -> argparse.ArgumentParser:
         "Masks: nonzero (white) = hole to fill.",
     )
     p.add_argument(
-        "-c", "--checkpoint", required=True, type=_path, help="Lightning .ckpt or exported .safetensors"
+        "-c",
+        "--checkpoint",
+        required=True,
+        type=path_argument,
+        help="Lightning .ckpt or exported .safetensors",
     )
-    p.add_argument("-i", "--image", required=True, type=_path, help="image file, or a folder of images")
     p.add_argument(
-        "-m", "--mask", required=True, type=_path, help="mask file, or a folder of masks matched by name"
+        "-i", "--image", required=True, type=path_argument, help="image file, or a folder of images"
+    )
+    p.add_argument(
+        "-m",
+        "--mask",
+        required=True,
+        type=path_argument,
+        help="mask file, or a folder of masks matched by name",
     )
     p.add_argument(
         "-o",
         "--output",
         required=True,
-        type=_path,
+        type=path_argument,
         help="output file (one image) or folder (folders / one image); .png or .tif keep known pixels exact "
         "(and 16-bit photos at 16 bits), JPEG and GIF do not",
     )
