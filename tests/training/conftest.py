@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from inpaint.config import CONF_DIR
+from tests.training.slurm_cluster import SlurmCluster, why_unavailable
 
 # The folder that holds the `tests` package: on the PYTHONPATH of CLI runs, so that they (and their DDP children)
 # can build the callbacks of tests/training/doubles.py from `_target_`.
@@ -77,3 +79,18 @@ def train_config() -> TrainConfig:
 @pytest.fixture(scope="session")
 def train_cli() -> TrainCli:
     return TrainCli()
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
+    """A real one-node SLURM cluster (munged, slurmctld, slurmd) for this test session. Skipped with the reason
+    where it cannot start; INPAINT_REQUIRE_SLURM=1 (CI) turns that skip into a failure."""
+    reason = why_unavailable()
+    if reason:
+        if os.environ.get("INPAINT_REQUIRE_SLURM"):
+            pytest.fail(f"INPAINT_REQUIRE_SLURM is set but {reason}")
+        pytest.skip(reason)
+    cluster = SlurmCluster(tmp_path_factory.mktemp("slurm"))
+    cluster.start()
+    yield cluster
+    cluster.stop()

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ import pytorch_lightning as pl
 
 class DistributedAudit(pl.Callback):
     """Records, per rank, the sample keys it trained on and a checksum of its final weights, as
-    ``<output_dir>/audit/rank<R>.json``: ranks should see disjoint samples and end with identical weights."""
+    ``<output_dir>/audit/rank<R>.json``: ranks should see disjoint samples and end with identical weights. A run
+    resumed in the same directory writes ``rank<R>.part<N>.json`` (N = 1, 2, ...) beside the earlier parts."""
 
     def __init__(self, output_dir: str | None = None) -> None:
         self.output_dir = output_dir
@@ -36,8 +38,12 @@ class DistributedAudit(pl.Callback):
             digest.update(name.encode())
             digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
         finite = all(bool(t.float().isfinite().all()) for t in pl_module.net.state_dict().values())
-        out = Path(self.output_dir or trainer.default_root_dir) / "audit" / f"rank{trainer.global_rank}.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(self.output_dir or trainer.default_root_dir) / "audit"
+        folder.mkdir(parents=True, exist_ok=True)
+        out, part = folder / f"rank{trainer.global_rank}.json", 0
+        while out.exists():
+            part += 1
+            out = folder / f"rank{trainer.global_rank}.part{part}.json"
         record = {
             "rank": trainer.global_rank,
             "world_size": trainer.world_size,
@@ -71,3 +77,22 @@ class SignalRank(pl.Callback):
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: Any, batch: Any, batch_idx: int) -> None:
         if trainer.global_rank == self.rank and trainer.global_step == self.step:
             os.kill(os.getpid(), self.signum)
+
+
+class Heartbeat(pl.Callback):
+    """Writes the global step to ``<output_dir>/heartbeat/rank<R>`` after every training batch, so that a test knows
+    how far a run in another process has got; ``delay`` seconds of sleep per batch keep a tiny run going long enough
+    to be signalled in the middle."""
+
+    def __init__(self, output_dir: str | None = None, delay: float = 0.0) -> None:
+        self.output_dir, self.delay = output_dir, delay
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        folder = Path(self.output_dir or trainer.default_root_dir) / "heartbeat"
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".rank{trainer.global_rank}.tmp"
+        tmp.write_text(str(trainer.global_step))
+        tmp.replace(folder / f"rank{trainer.global_rank}")
+        time.sleep(self.delay)

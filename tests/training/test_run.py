@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from omegaconf import open_dict
 
 from inpaint.config import CONF_DIR
 from inpaint.training import train
@@ -212,6 +213,78 @@ def test_nonfinite_batch_follows_policy(policy, tmp_path, monkeypatch, train_con
         with pytest.raises(NonFiniteLossError, match="non-finite loss or gradients at global step 1"):
             train(cfg)
         assert (tmp_path / "checkpoints" / "nonfinite.ckpt").is_file()
+
+
+def _poison_first_micro_batch(monkeypatch, step: int) -> None:
+    """NaN in the first micro-batch (an even batch index) of optimiser step ``step``."""
+    from inpaint.training.module import InpaintingModule
+
+    original = InpaintingModule.training_step
+
+    def poisoned(self, batch, batch_idx):
+        if self.global_step == step and batch_idx % 2 == 0:
+            batch = {**batch, "image": batch["image"].clone()}
+            batch["image"][0, 0, 0, 0] = float("nan")
+        return original(self, batch, batch_idx)
+
+    monkeypatch.setattr(InpaintingModule, "training_step", poisoned)
+
+
+def test_nan_in_the_first_of_accumulated_micro_batches_leaves_batchnorm_finite(
+    tmp_path, monkeypatch, train_config
+):
+    """Gradient accumulation: the whole optimiser step is skipped and BatchNorm goes back to its state before the
+    step's first micro-batch (restoring only the last micro-batch's update would keep the NaN for good)."""
+    _poison_first_micro_batch(monkeypatch, step=1)
+    cfg = train_config.compose(
+        ["+experiment=smoke", "trainer.max_steps=3", "trainer.accumulate_grad_batches=2"], tmp_path
+    )
+    metrics = train(cfg)
+    assert metrics["train/nonfinite_skipped"] == 1.0
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    stats = {k: v for k, v in ckpt["state_dict"].items() if "running_" in k}
+    assert stats and all(v.isfinite().all() for v in stats.values())
+    assert math.isfinite(metrics["val/psnr"])
+
+
+def test_fp16_loss_scale_overflows_are_not_non_finite_batches(tmp_path, train_config):
+    """fp16-mixed: gradients that overflow the loss scale are the scaler's business (it skips the step and lowers
+    the scale); they are not counted, and do not stop a run under nonfinite_loss=stop."""
+    cfg = train_config.compose(
+        [
+            "+experiment=smoke",
+            "trainer.max_steps=4",
+            "trainer.limit_val_batches=0",
+            "trainer.precision=null",
+            "model.nonfinite_loss=stop",
+        ],
+        tmp_path,
+    )
+    # fp16 with a gradient scaler as on a GPU (Lightning gives the CPU none), starting at a scale of 2^40: the first
+    # steps overflow for sure, and the scaler halves the scale until they fit.
+    scaler = {"_target_": "torch.amp.GradScaler", "device": "cpu", "init_scale": 2.0**40}
+    precision = {"_target_": "pytorch_lightning.plugins.precision.MixedPrecision", "precision": "16-mixed"}
+    with open_dict(cfg):
+        cfg.trainer.plugins.append({**precision, "device": "cpu", "scaler": scaler})
+    metrics = train(cfg)
+    assert metrics["train/nonfinite_skipped"] == 0.0
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["MixedPrecision"]["scale"] < 2.0**40  # the overflows did happen
+    stats = [v for k, v in ckpt["state_dict"].items() if k.endswith("running_mean")]
+    assert any(v.abs().sum() > 0 for v in stats), (
+        "the BatchNorm updates of the overflowing steps were thrown away"
+    )
+
+
+def test_an_integer_validation_limit_under_ddp_is_refused(tmp_path, train_config):
+    """limit_val_batches counts batches per device: under DDP the validation set would depend on the world size."""
+    from inpaint.training.run import ConfigError
+
+    cfg = train_config.compose(
+        ["+experiment=smoke", "trainer=ddp_cpu", "trainer.limit_val_batches=2"], tmp_path
+    )
+    with pytest.raises(ConfigError, match="data.limit_val"):
+        train(cfg)
 
 
 def test_wandb_sweep_command_composes_with_hydra(tmp_path, train_config):

@@ -100,17 +100,25 @@ class EvalShardSampler(DistributedSampler):
         return len(self.indices)
 
 
-class _SkipFirstBatches:
-    """A batch sampler that leaves out its first ``n`` batches (their indices only: nothing is loaded for them)."""
+class _ResumableBatches:
+    """The loader's batch sampler minus the first ``loader.skip_batches`` batches of the pass that is starting.
 
-    def __init__(self, batch_sampler: Any, n: int) -> None:
-        self.batch_sampler, self.n = batch_sampler, n
+    The count is read when a pass starts, not when this object is made: with persistent workers, DataLoader builds
+    its iterator (and takes this object) once, then only resets it for every later pass, so a count fixed at
+    construction would skip the same batches of every epoch (an endless run of empty epochs after a resume).
+    """
+
+    def __init__(self, loader: InpaintDataLoader) -> None:
+        self.loader = loader
+
+    def _inner(self) -> Any:
+        return DataLoader._index_sampler.fget(self.loader)  # type: ignore[attr-defined]
 
     def __iter__(self) -> Iterator[Any]:
-        return itertools.islice(iter(self.batch_sampler), self.n, None)
+        return itertools.islice(iter(self._inner()), self.loader.skip_batches, None)
 
     def __len__(self) -> int:
-        return len(self.batch_sampler)  # the pass's nominal length; it simply ends early
+        return len(self._inner())  # the pass's nominal length; a resumed pass simply ends early
 
 
 class InpaintDataLoader(DataLoader):
@@ -143,7 +151,8 @@ class InpaintDataLoader(DataLoader):
         self._passes = 0
         self._epoch = 0
         self._skips_at_start = 0
-        self._skip_batches = 0
+        self.skip_batches = 0  # batches of the starting pass to leave out (a mid-epoch resume)
+        self._resumable = _ResumableBatches(self)
         self._resume: tuple[int, int] | None = None
         self._last_pass: _PassIterator | None = None
 
@@ -157,8 +166,7 @@ class InpaintDataLoader(DataLoader):
 
     @property
     def _index_sampler(self) -> Any:  # DataLoader's iterators draw their indices from here
-        sampler = super()._index_sampler
-        return _SkipFirstBatches(sampler, self._skip_batches) if self._skip_batches else sampler
+        return self._resumable
 
     def __len__(self) -> int:
         ds = self.dataset
@@ -185,16 +193,14 @@ class InpaintDataLoader(DataLoader):
         except TypeError:
             length = None
         if self._resume is not None and self._resume[0] == epoch and self._resume[1] > 0:
-            self._skip_batches = self._resume[1]
-            log.info(
-                "%s: resuming epoch %d after its first %d batches", self.split, epoch, self._skip_batches
-            )
-            length = None if length is None else max(0, length - self._skip_batches)
+            self.skip_batches = self._resume[1]
+            log.info("%s: resuming epoch %d after its first %d batches", self.split, epoch, self.skip_batches)
+            length = None if length is None else max(0, length - self.skip_batches)
         self._resume = None
         try:
             self._last_pass = _PassIterator(super().__iter__(), length, lambda: self._report(epoch))
         finally:
-            self._skip_batches = 0
+            self.skip_batches = 0
         return self._last_pass
 
     def _report(self, epoch: int) -> None:

@@ -1,13 +1,11 @@
-"""Lightning callbacks: image grids for any logger, checkpoints (best without NaN scores, always-fresh last,
-on preemption), the learning curve, and a step-aware progress bar."""
+"""Lightning callbacks: image grids for any logger, checkpoints (best without NaN scores, always-fresh last), a
+validation at the last step, the learning curve, and a step-aware progress bar. Preemption: :mod:`.preemption`."""
 
 from __future__ import annotations
 
 import csv
 import io
 import logging
-import signal
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from inpaint.evaluation.metrics import BinnedImageMetrics
 from inpaint.evaluation.report import METHOD_LABELS
 from inpaint.io import atomic_output, write_png_atomic, write_text_atomic
 from inpaint.losses import composite
+from inpaint.training.preemption import PreemptionCheckpoint
 
 log = logging.getLogger(__name__)
 
@@ -177,82 +176,31 @@ class LastCheckpoint(ModelCheckpoint):
         self._last_global_step_saved = trainer.global_step
 
 
-class PreemptionCheckpoint(pl.Callback):
-    """On SIGTERM or SIGUSR1 (cluster preemption), write ``<dirpath>/last.ckpt`` at the end of a training batch and
-    stop cleanly. ``ckpt_path=<that file>`` resumes at the same global step.
+class LoggingStep(pl.Callback):
+    """Keeps the step that loggers record equal to the optimiser step (``trainer.global_step``).
 
-    The signal handlers only raise a flag. Under DDP the ranks then agree on stopping (an all-reduce of the flag
-    every ``check_every_n_steps`` steps) before anyone saves, so a signal that reached only some ranks cannot leave
-    the others waiting in a collective. Lightning's own SIGTERM handler is replaced for the duration of ``fit`` for
-    the same reason: it broadcasts from inside the signal handler. A SIGUSR1 handler installed by someone else (e.g.
-    Lightning's SLURM auto-requeue) is left in place.
-
-    Args:
-        dirpath: checkpoint folder (default ``<default_root_dir>/checkpoints``).
-        filename: checkpoint file name.
-        check_every_n_steps: under DDP, optimiser steps between agreements (each is one tiny all-reduce).
+    With one optimiser and automatic optimisation the two are equal by definition, except after a resume: Lightning
+    restores its logging counter one short when the checkpoint was written during validation or at the end of
+    training, one more at each resume, so a resumed run would log its steps again under earlier numbers. Must come
+    first among the callbacks (others, e.g. the learning-rate monitor, log in the same hook): the run puts it there.
     """
 
-    def __init__(
-        self, dirpath: str | None = None, filename: str = "last.ckpt", check_every_n_steps: int = 10
-    ):
-        if check_every_n_steps < 1:
-            raise ValueError(f"check_every_n_steps must be >= 1, got {check_every_n_steps}")
-        self.dirpath = dirpath
-        self.filename = filename
-        self.check_every_n_steps = check_every_n_steps
-        self.signalled = False
-        self.saved_path: Path | None = None
-        self._previous: dict[int, Any] = {}
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if pl_module.automatic_optimization:
+            trainer.fit_loop.epoch_loop._batches_that_stepped = trainer.global_step
 
-    def _on_signal(self, signum: int, frame: Any) -> None:
-        self.signalled = True
 
-    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        # Lightning registers its handlers after on_fit_start and chains any existing one, so installing here (later)
-        # is what keeps its SIGTERMException, raised between two batches without a checkpoint, out of the way.
-        if threading.current_thread() is not threading.main_thread():
-            log.warning("PreemptionCheckpoint: signal handlers can only be installed in the main thread")
-            return
-        wanted = [signal.SIGTERM]
-        if hasattr(signal, "SIGUSR1") and signal.getsignal(signal.SIGUSR1) in (signal.SIG_DFL, None):
-            wanted.append(signal.SIGUSR1)
-        for signum in wanted:
-            self._previous[signum] = signal.signal(signum, self._on_signal)
-
-    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        for signum, handler in self._previous.items():
-            if (
-                signal.getsignal(signum) == self._on_signal
-            ):  # Lightning may already have restored its originals
-                signal.signal(signum, handler)
-        self._previous = {}
-
-    def _agreed(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> bool:
-        if trainer.world_size == 1:
-            return self.signalled
-        if trainer.global_step % self.check_every_n_steps:
-            return False
-        flag = torch.tensor([float(self.signalled)], device=pl_module.device)
-        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-        return bool(flag.item())
+class ValidateAtLastStep(pl.Callback):
+    """Validates the final weights: at ``trainer.max_steps``, also when the validation interval does not end there,
+    so that the best checkpoint, ``last.ckpt`` and the final metrics all see the weights training ends with."""
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        if self.saved_path is not None or not self._agreed(trainer, pl_module):
-            return
-        path = Path(self.dirpath or Path(trainer.default_root_dir) / "checkpoints") / self.filename
-        trainer.save_checkpoint(path)  # every rank takes part (a barrier), rank 0 writes
-        self.saved_path = path
-        rank_zero_only(log.warning)(
-            "Preemption signal received: checkpoint saved to %s at global step %d; stopping. "
-            "Resume with ckpt_path=%s",
-            path,
-            trainer.global_step,
-            path,
-        )
-        trainer.should_stop = True
+        if 0 < trainer.max_steps <= trainer.global_step:
+            trainer.should_stop = True  # Lightning validates once more when a run is asked to stop
 
 
 class LearningCurve(pl.Callback):
@@ -262,7 +210,8 @@ class LearningCurve(pl.Callback):
     ``<output_dir>/learning_curve.csv`` and redraws ``<output_dir>/learning_curve.png``: one panel per bin, PSNR
     against wall time (seconds since the run started), with OpenCV Telea and Navier-Stokes on the same validation
     images and masks as horizontal lines, so the crossover is visible at a glance. The baselines are computed once,
-    during the first validation pass. Both files are written atomically by rank zero.
+    during the first validation pass. Both files are written atomically by rank zero. The rows, the baselines and
+    the elapsed time are part of every checkpoint, so a resumed run continues the curve (in a new directory too).
 
     Args:
         output_dir: run directory (default: the trainer's ``default_root_dir``).
@@ -288,6 +237,18 @@ class LearningCurve(pl.Callback):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if self._start is None:
             self._start = time.monotonic()
+
+    def _elapsed(self) -> float:
+        return time.monotonic() - (self._start or time.monotonic())
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows, "reference": self.reference, "seconds": self._elapsed()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        # Only rows up to the checkpoint: a run killed after it validated again repeats those steps.
+        self.rows = [dict(r) for r in state_dict["rows"]]
+        self.reference = {m: dict(v) for m, v in state_dict["reference"].items()}
+        self._start = time.monotonic() - float(state_dict["seconds"])  # wall time continues where it stopped
 
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.reference or trainer.sanity_checking:
@@ -325,8 +286,7 @@ class LearningCurve(pl.Callback):
         values = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/psnr")}
         if not values:
             return
-        elapsed = time.monotonic() - (self._start or time.monotonic())
-        self.rows.append({"step": float(trainer.global_step), "seconds": elapsed, **values})
+        self.rows.append({"step": float(trainer.global_step), "seconds": self._elapsed(), **values})
         if trainer.is_global_zero:
             self._write(trainer)
 

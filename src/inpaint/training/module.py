@@ -189,7 +189,10 @@ class InpaintingModule(pl.LightningModule):
         self.eval_loss = MeanMetric(nan_strategy="disable")
         self.nonfinite_skipped = 0
         self.nonfinite_in_a_row = 0
-        self._bn_saved: list[dict[str, torch.Tensor]] = []
+        # Per optimiser step (one or several micro-batches under gradient accumulation): the BatchNorm running
+        # statistics before its first micro-batch, and whether every micro-batch's loss was finite.
+        self._bn_saved: list[dict[str, torch.Tensor]] | None = None
+        self._loss_finite: torch.Tensor | None = None
         self._anchor = next(p for p in self.net.parameters() if p.requires_grad)
 
     # ------------------------------------------------------------------ weights
@@ -226,17 +229,30 @@ class InpaintingModule(pl.LightningModule):
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         # Gradients are already averaged over ranks here, so every rank sees the same verdict.
+        saved, self._bn_saved = self._bn_saved, None
+        loss_finite, self._loss_finite = self._loss_finite, None
         params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-        norm = torch.nn.utils.get_total_norm([p.grad for p in params]) if params else None
-        if norm is None or bool(torch.isfinite(norm)):  # the one host sync of this check
+        if self._grad_scaler() is not None:
+            # fp16: gradients that overflow the loss scale are routine (at start-up, after each scale growth); the
+            # scaler skips that step and lowers its scale. Only a non-finite loss is a non-finite batch.
+            finite = loss_finite is None or bool(loss_finite)
+        else:
+            norm = torch.nn.utils.get_total_norm([p.grad for p in params]) if params else None
+            finite = norm is None or bool(torch.isfinite(norm))  # the one host sync of this check
+        if finite:
             self.nonfinite_in_a_row = 0
             return
-        for module, saved in zip(self._batch_norms(), self._bn_saved, strict=True):
-            for name, value in saved.items():
-                getattr(module, name).copy_(value)  # undo this batch's running-statistics update
+        if saved is not None:
+            for module, stats in zip(self._batch_norms(), saved, strict=True):
+                for name, value in stats.items():
+                    getattr(module, name).copy_(value)  # undo this step's running-statistics updates
         for p in params:
             p.grad = None  # Adam leaves parameters without a gradient untouched: the step is skipped
         self._nonfinite()
+
+    def _grad_scaler(self) -> Any:
+        """The fp16 gradient scaler of the trainer's precision plugin, or ``None`` (fp32, bf16)."""
+        return getattr(self.trainer.precision_plugin, "scaler", None)
 
     def _nonfinite(self) -> None:
         self.nonfinite_skipped += 1
@@ -269,14 +285,18 @@ class InpaintingModule(pl.LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         image, mask = batch["image"], batch["mask"]
-        # BatchNorm running statistics as they were before this batch: restored if its loss or gradients turn out
-        # non-finite (on_before_optimizer_step), so a NaN batch cannot poison them.
-        self._bn_saved = [
-            {n: getattr(m, n).clone() for n in ("running_mean", "running_var", "num_batches_tracked")}
-            for m in self._batch_norms()
-        ]
+        if self._bn_saved is None:
+            # BatchNorm running statistics as they were before this optimiser step's first micro-batch: restored if
+            # a loss or the gradients turn out non-finite (on_before_optimizer_step), so a NaN batch cannot poison
+            # them, also when it is not the last micro-batch of an accumulated step.
+            self._bn_saved = [
+                {n: getattr(m, n).clone() for n in ("running_mean", "running_var", "num_batches_tracked")}
+                for m in self._batch_norms()
+            ]
         output = self(image, mask)
         terms = self.loss(output, image, mask)
+        finite = torch.isfinite(terms["total"].detach())
+        self._loss_finite = finite if self._loss_finite is None else self._loss_finite & finite
         batch_size = image.shape[0]
         self.log_dict(
             {f"train/{k}": v.detach() for k, v in terms.items() if k != "total"},

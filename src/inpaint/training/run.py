@@ -20,6 +20,9 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from inpaint.config import instantiate_list, print_config_tree, to_plain
 from inpaint.io import write_text_atomic
+from inpaint.training.callbacks import LoggingStep
+from inpaint.training.loggers import CSVLogger
+from inpaint.training.preemption import PreemptionCheckpoint, cluster_plugins
 
 log = logging.getLogger("inpaint.train")
 
@@ -29,22 +32,30 @@ class ConfigError(ValueError):
 
 
 def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
-    """The checkpoint to resume from: a path, or ``last``.
+    """The checkpoint to resume from: a path, ``last``, or none given.
 
-    ``last`` means ``<output_dir>/checkpoints/last.ckpt`` when this run's directory is an earlier run's
-    (``hydra.run.dir=<that run>``), else the newest ``last.ckpt`` of the other runs of the same task (the sibling
+    None given: ``<output_dir>/checkpoints/last.ckpt`` if this run's directory already holds one (a preempted or
+    requeued job started again in its own directory continues without a flag; a new directory starts afresh).
+    ``last`` means that file too, else the newest ``last.ckpt`` of the other runs of the same task (the sibling
     directories of ``output_dir``), announced in the log. Never a fresh start that looks like a resume.
 
     Raises:
         ConfigError: the file does not exist, or ``last`` found nothing; the message names where it looked.
     """
+    own = output_dir / "checkpoints" / "last.ckpt"
     if not ckpt_path:
+        if own.is_file():
+            log.warning(
+                "%s holds a checkpoint: resuming from %s (use a new directory to start afresh)",
+                output_dir,
+                own,
+            )
+            return str(own)
         return None
     if str(ckpt_path) != "last":
         if not Path(ckpt_path).is_file():
             raise ConfigError(f"ckpt_path={ckpt_path}: no such checkpoint file")
         return str(ckpt_path)
-    own = output_dir / "checkpoints" / "last.ckpt"
     if own.is_file():
         return str(own)
     runs = output_dir.parent
@@ -88,12 +99,15 @@ def check_trainer_args(trainer_cfg: DictConfig) -> None:
 
 # Lightning messages that describe this project's deliberate choices, not problems: the VGG of the loss is always in
 # eval mode, the LightningModule (not the DataModule) moves and augments batches, the model summary cannot size bf16,
-# and a deprecation inside Lightning's own code.
+# a deprecation inside Lightning's own code, a run resumed in its own directory finds its checkpoints there, and
+# SLURM's `srun` being installed says nothing about this run (under SLURM the cluster environment is used).
 QUIET_WARNINGS = (
     r"Found \d+ module\(s\) in eval mode",
     r"You have overridden `on_after_batch_transfer` in `LightningModule`",
     r"Precision .* is not supported by the model summary",
     r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+    r"Checkpoint directory .* exists and is not empty",
+    r"The `srun` command is available on your system but is not used",
 )
 
 
@@ -126,6 +140,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
     datamodule, module, trainer = _build(cfg)
+    check_validation_size(trainer)
     _record_run_info(cfg, module, trainer, output_dir, ckpt_path)
     try:
         metrics = _run_stages(cfg, datamodule, module, trainer, ckpt_path)
@@ -137,7 +152,29 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             wandb.finish()
     if trainer.is_global_zero:
         _print_summary(trainer, output_dir, metrics)
+    preemption = _preemption(trainer)
+    if preemption is not None:
+        preemption.hand_over(trainer)  # the last act: a requeue ends the job
     return metrics
+
+
+def _preemption(trainer: pl.Trainer) -> PreemptionCheckpoint | None:
+    return next((cb for cb in trainer.callbacks if isinstance(cb, PreemptionCheckpoint)), None)
+
+
+def check_validation_size(trainer: pl.Trainer) -> None:
+    """Refuse a validation set that depends on the number of devices.
+
+    An integer ``trainer.limit_val_batches`` counts batches per device, so under DDP the validation set (and
+    ``val/psnr``) would grow with the world size. ``data.limit_val`` (images) is the same on any number of devices.
+    """
+    limit = trainer.limit_val_batches
+    if trainer.world_size > 1 and isinstance(limit, int) and not isinstance(limit, bool) and limit != 0:
+        raise ConfigError(
+            f"trainer.limit_val_batches={limit} counts batches per device: on {trainer.world_size} devices the "
+            "validation set would be that many times larger. Set data.limit_val=<number of images> (and "
+            "trainer.limit_val_batches=1.0) for a validation set that is the same on any number of devices."
+        )
 
 
 def _build(cfg: DictConfig) -> tuple[Any, Any, pl.Trainer]:
@@ -146,9 +183,12 @@ def _build(cfg: DictConfig) -> tuple[Any, Any, pl.Trainer]:
 
     datamodule = build_datamodule(cfg.data, cfg.masks)
     module = hydra.utils.instantiate(cfg.model, loss=to_plain(cfg.loss, "loss config"))
-    callbacks = instantiate_list(cfg.get("callbacks"))
+    callbacks = [LoggingStep(), *instantiate_list(cfg.get("callbacks"))]
     loggers = instantiate_list(cfg.get("logger"))
-    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    plugins = [*hydra.utils.instantiate(cfg.trainer.get("plugins") or []), *cluster_plugins()]
+    trainer: pl.Trainer = hydra.utils.instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=plugins or None
+    )
     return datamodule, module, trainer
 
 
@@ -160,7 +200,11 @@ def _record_run_info(
     """
     run_info = {"vgg_source": module.vgg_source, "output_dir": str(output_dir), "resumed_from": ckpt_path}
     if ckpt_path:
-        before = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True).get("vgg_source")
+        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
+        for logger in trainer.loggers:
+            if isinstance(logger, CSVLogger):
+                logger.continue_from(int(checkpoint["global_step"]))
+        before = checkpoint.get("vgg_source")
         run_info["vgg_source_before_resume"] = before
         if before not in (None, module.vgg_source):
             log.warning(
@@ -185,8 +229,11 @@ def _run_stages(
             (results,) = trainer.validate(module, datamodule=datamodule, verbose=False)
             before = {f"before/{k}": float(v) for k, v in results.items()}
         if cfg.get("train", True):
-            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
             after_fit = _scalars(trainer.callback_metrics)  # a later validate/test replaces callback_metrics
+            preemption = _preemption(trainer)
+            if preemption is not None and preemption.saved_path is not None:
+                return {**after_fit, **before}  # preempted: exit within the scheduler's grace period
             metric = cfg.get("optimized_metric")
             if metric and metric not in trainer.callback_metrics and not trainer.interrupted:
                 # A short run can end before its first validation; sweepers need the metric of the final weights.
@@ -198,7 +245,7 @@ def _run_stages(
                     "Testing the checkpoint selected on validation on the same images (data.test_split = val split): "
                     "the test numbers are optimistic."
                 )
-            trainer.test(module, datamodule=datamodule, ckpt_path=ckpt or None)
+            trainer.test(module, datamodule=datamodule, ckpt_path=ckpt or None, weights_only=True)
     except SIGTERMException:
         log.warning("Stopped by SIGTERM; see the checkpoint message above. Outputs: %s", cfg.paths.output_dir)
     return {**after_fit, **_scalars(trainer.callback_metrics), **before}
