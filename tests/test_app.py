@@ -292,3 +292,153 @@ def test_inference_options_reach_the_model_and_the_page(
     text = _markdown_values(build_app(loaded, export, results_dir=tmp_path / "r"))
     assert "(self_ensemble=2, coarse_beyond=1, poisson_blend=1)" in text
     assert "self_ensemble" not in _markdown_values(build_app(inpainter, export, results_dir=tmp_path / "s"))
+
+
+# ------------------------------------------------------------------------------- large photos, sources, warnings
+
+
+def _page(inpainter: Inpainter | None, tmp_path: Path):
+    from inpaint.app import _Page
+
+    return _Page(inpainter, max_side=4096, results_dir=tmp_path / "results")
+
+
+class _Request:
+    session_hash = "test-session"
+
+
+def test_large_photo_travels_as_previews_and_downloads_at_full_resolution(
+    inpainter: Inpainter, tmp_path: Path
+) -> None:
+    from inpaint.app import PREVIEW_SIDE
+
+    h, w = 700, 1900  # longer than PREVIEW_SIDE, small enough for a fast test
+    assert w > PREVIEW_SIDE
+    photo = np.random.default_rng(1).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    Image.fromarray(photo).save(tmp_path / "big.png")
+    page = _page(inpainter, tmp_path)
+    shown = page.show_photo(str(tmp_path / "big.png"), "big.png")
+    state, editor = shown[2], shown[3]
+    assert np.array_equal(state["image"], photo)  # the server keeps the original
+    assert max(editor["background"].shape[:2]) == PREVIEW_SIDE  # the browser gets a preview
+    # A stroke painted on the preview-sized canvas, as the editor sends it back.
+    ph, pw = editor["background"].shape[:2]
+    stroke = np.zeros((ph, pw), bool)
+    stroke[ph // 3 : ph // 3 + 20, pw // 4 : pw // 2] = True
+    out = page.on_run(state, {**editor, "layers": [_layer(stroke)]}, _Request(), lambda *a, **k: None)
+    previews = [np.asarray(Image.open(o["value"])) for o in out[:3]]
+    download = Path(out[4]["value"])
+    assert all(max(p.shape[:2]) == PREVIEW_SIDE for p in previews)  # what the browser loads after a fill
+    result = np.asarray(Image.open(download))
+    assert result.shape == photo.shape  # the download is full resolution ...
+    hole = (result != photo).any(axis=2)
+    assert 0.005 < hole.mean() < 0.05  # ... filled where the scaled-up stroke is, exact elsewhere
+    ys, xs = np.nonzero(hole)
+    scale = w / pw
+    assert abs(ys.min() - (ph // 3) * scale) < 2 * scale and abs(xs.max() - (pw // 2) * scale) < 2 * scale
+
+
+def test_picking_a_sample_clears_the_upload_box_and_an_upload_clears_the_sample(
+    inpainter: Inpainter, tmp_path: Path, image: np.ndarray
+) -> None:
+    page = _page(inpainter, tmp_path)
+    name = sorted(page.samples)[0]
+    shown = page.on_sample(name)
+    assert shown[0] is None  # the upload box no longer shows the previous file
+    assert shown[2]["stem"] == Path(name).stem and shown[3]["background"] is not None
+    Image.fromarray(image).save(tmp_path / "mine.png")
+    shown = page.show_photo(str(tmp_path / "mine.png"), "mine.png")
+    assert shown[1] is None and shown[2]["stem"] == "mine"  # the dropdown no longer names the sample
+
+
+def test_painting_almost_everything_warns_on_the_page_and_in_the_api(
+    inpainter: Inpainter, image: np.ndarray, tmp_path: Path
+) -> None:
+    from inpaint.app import mask_warning
+    from inpaint.inference import SuspiciousMaskWarning
+
+    hole = np.ones((H, W), bool)
+    hole[:3, :3] = False  # 9 known pixels of 1961: 99.5 % hole
+    assert "You painted 100% of the photo" in mask_warning(hole) and "Paint only what should disappear" in (
+        mask_warning(hole)
+    )
+    assert mask_warning(np.eye(H, W, dtype=bool)) is None
+    with pytest.warns(SuspiciousMaskWarning, match=r"99\.5% of the pixels are holes \(only 9 known pixels\)"):
+        inpainter(image, hole)
+    page = _page(inpainter, tmp_path)
+    state = {"image": image, "stem": "x"}
+    with pytest.warns(UserWarning) as caught:  # gr.Warning outside a running page is a Python warning
+        page.on_run(state, _editor(image, _layer(hole)), _Request(), lambda *a, **k: None)
+    messages = [str(w.message) for w in caught]
+    assert any("You painted" in m for m in messages)
+    assert not any(
+        issubclass(w.category, SuspiciousMaskWarning) for w in caught
+    )  # said once, in the page's words
+
+
+def test_default_model_is_the_default_experiments_newest_not_the_smoke_run(tmp_path: Path, tiny) -> None:
+    train = tiny.checkpoint(tmp_path / "outputs/train/runs/a/checkpoints/last.ckpt")
+    smoke = tiny.checkpoint(tmp_path / "outputs/smoke/runs/b/checkpoints/last.ckpt")
+    os.utime(smoke, (time.time() + 60, time.time() + 60))  # the installation check ran last
+    assert resolve_checkpoint(None, tmp_path / "outputs") == train
+    train.unlink()
+    assert resolve_checkpoint(None, tmp_path / "outputs") is None  # the page then says `make train`
+
+
+@pytest.mark.parametrize("how", ["nan", "random_bytes"])
+def test_unusable_checkpoint_is_one_line_and_debug_shows_the_trace(
+    how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tiny
+) -> None:
+    import torch
+
+    ckpt = tmp_path / "model.ckpt"
+    if how == "nan":
+        tiny.checkpoint(ckpt)
+        data = torch.load(ckpt, weights_only=True)
+        first = next(k for k in data["state_dict"] if k.startswith("net."))
+        data["state_dict"][first].view(-1)[0] = float("inf")
+        torch.save(data, ckpt)
+        expected = f"tensor '{first.removeprefix('net.')}' holds 0 NaN and 1 infinite"
+    else:
+        ckpt.write_bytes(os.urandom(2048))
+        expected = "not a zip archive, pickle or safetensors file"
+    monkeypatch.chdir(tmp_path)
+    assert main(["--ckpt", str(ckpt)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot load the model") and expected in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert main(["--ckpt", str(ckpt), "--debug"]) == 2
+    assert "Traceback" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_second_sigterm_prints_no_traceback(tmp_path: Path, tiny) -> None:
+    import signal
+
+    from benchmarks.app_page import free_port, wait_until_serving
+
+    port = free_port()
+    log = tmp_path / "app.log"
+    cmd = [
+        sys.executable,
+        "-m",
+        "inpaint.app",
+        "--port",
+        str(port),
+        "--ckpt",
+        str(tiny.checkpoint(tmp_path / "t.ckpt")),
+    ]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            wait_until_serving(f"http://127.0.0.1:{port}/", proc, log)
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.05)
+            proc.send_signal(signal.SIGTERM)  # impatient: while the server is closing
+            code = proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    text = log.read_text()
+    assert code == 0, text
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text

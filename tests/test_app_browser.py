@@ -131,6 +131,18 @@ def test_paint_fill_download_in_chromium(
             assert status in (403, 404), f"{secret} is readable through the page (HTTP {status})"
         served = Path(urllib.parse.unquote(ab.result_src(wd, 0).split("file=", 1)[1]))
 
+        # Picking a sample replaces the uploaded photo: the upload box must not still show that file.
+        assert "astronaut crop" in ab.upload_text(wd)
+        ab.pick_sample(wd, "coffee.png")
+        ab.wait_for(lambda: "astronaut crop" not in ab.upload_text(wd), 30, "the upload box to be cleared")
+        ab.wait_for(lambda: ab.result_src(wd, 0) is None, 30, "the previous results to be cleared")
+        ab.upload(wd, path)  # and an upload replaces the sample: the dropdown no longer names it
+        ab.wait_for(
+            lambda: wd.find_element("css selector", "#sample input").get_attribute("value") == "",
+            30,
+            "the sample choice to be cleared",
+        )
+
     assert proc.returncode is not None
     assert not served.exists(), "the result file outlived the server"
     assert not list((tmp_path / "tmp").glob("inpaint-app-*")), (

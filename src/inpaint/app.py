@@ -4,13 +4,17 @@ Upload a photo (or pick a bundled sample), paint the hole with the brush, and co
 fill with OpenCV's Telea and Navier-Stokes inpainting, each with the time it took; download the U-Net's result as a
 full-resolution PNG. Built on Gradio (the optional ``app`` extra); nothing else in the package imports it.
 
-    python -m inpaint.app                          # newest outputs/**/checkpoints/last.ckpt, http://127.0.0.1:7860
+    python -m inpaint.app                          # newest outputs/train/runs/*/checkpoints/last.ckpt, port 7860
     python -m inpaint.app --ckpt pconv.safetensors --port 8000 --max-side 2048
 
 The page works on the photo exactly as uploaded: the editor only supplies the painted strokes (their alpha is the
 hole), and the fill comes from :class:`~inpaint.inference.Inpainter`, so known pixels come back bit-identical and the
-result has the photo's size. The pure steps (photo loading and size checks, mask extraction, the three methods with
-timings, the result file) are plain functions, tested without a browser; :func:`build_app` only wires them to widgets.
+result has the photo's size. What travels to the browser is screen-sized: the editor and the three results show
+previews of at most :data:`PREVIEW_SIDE` pixels (the strokes are scaled back to the photo), and only the download is
+the full-resolution PNG (sending and re-encoding full-size images took most of the time from click to result for large
+photos: benchmarks/RESULTS.md). The pure steps (photo loading and size checks, mask extraction, the three methods
+with timings, previews and the result file) are plain functions, tested without a browser; :func:`build_app` only
+wires them to widgets.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import signal
 import sys
 import tempfile
 import time
+import traceback
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -36,9 +41,9 @@ import numpy as np
 from PIL import Image
 
 from inpaint.checkpoint import CheckpointError
-from inpaint.inference import INFERENCE_DEFAULTS
+from inpaint.inference import INFERENCE_DEFAULTS, SuspiciousMaskWarning, suspicious_mask
 from inpaint.io import atomic_output
-from inpaint.predict import add_inference_options, inference_options
+from inpaint.predict import add_inference_options, inference_options, path_argument
 
 try:
     # A module global (not a local import): Gradio reads the handlers' type hints (`request: gr.Request`) to decide
@@ -53,22 +58,32 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_MAX_SIDE",
     "InputError",
+    "PREVIEW_SIDE",
     "MethodResult",
     "build_app",
     "check_photo_size",
     "hole_mask_from_editor",
     "load_photo",
     "main",
+    "preview",
     "resolve_checkpoint",
     "run_methods",
     "sample_photos",
     "timings_markdown",
+    "write_preview",
     "write_result_png",
 ]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_SIDE = 4096  # px on the longer side: a 16-megapixel photo; bigger ones are refused with a message
+# Longest side of what the page sends to the browser (the editor's photo, the three results): about the editor's width
+# on the screen. Encoding a 4096x2731 photo as PNG takes seconds (then sending and decoding it); a preview of this
+# size about a tenth of a second (benchmarks/RESULTS.md). The download is always the full-resolution PNG.
+PREVIEW_SIDE = 1024
+# zlib level of the PNGs the page writes (the download, the previews): level 1 writes a photo several times faster
+# than PIL's default 6, for a somewhat larger file (lossless either way).
+DOWNLOAD_PNG_LEVEL = 1
 DEFAULT_PORT = 7860
 # Stroke pixels whose alpha is at most this are not hole: the eraser and the brush's anti-aliased rim can leave
 # near-invisible alpha that the user does not see as paint.
@@ -83,9 +98,9 @@ PAINT_COLOR = "#ff00ff"
 PCONV, TELEA, NAVIER_STOKES = "PConv U-Net", "Telea (OpenCV)", "Navier-Stokes (OpenCV)"
 METHODS = (PCONV, TELEA, NAVIER_STOKES)
 NO_MODEL_HELP = (
-    "No trained model found under `outputs/`. Train the demo model with `make train` (a few minutes on a CPU), then "
-    "restart `make demo`; or start the page with `python -m inpaint.app --ckpt path/to/last.ckpt` "
-    "(an exported `.safetensors` works too)."
+    "No trained model of the default experiment found under `outputs/train/runs/`. Train the demo model with "
+    "`make train` (a few minutes on a CPU), then restart `make demo`; or start the page with "
+    "`python -m inpaint.app --ckpt path/to/last.ckpt` (an exported `.safetensors` works too)."
 )
 _PIL_OPEN_ERRORS = (OSError, ValueError, SyntaxError, EOFError)
 
@@ -234,8 +249,42 @@ def write_result_png(image: np.ndarray, directory: str | os.PathLike[str], stem:
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem).strip("._") or "photo"
     path = Path(directory) / f"{safe}_pconv.png"
     with atomic_output(path) as tmp:
-        Image.fromarray(image).save(tmp, format="PNG")
+        Image.fromarray(image).save(tmp, format="PNG", compress_level=DOWNLOAD_PNG_LEVEL)
     return path
+
+
+def preview(image: np.ndarray, side: int = PREVIEW_SIDE) -> np.ndarray:
+    """``image`` (H, W, C) uint8 scaled down (area average) so that its longer side is at most ``side``; returned
+    as is when it already fits."""
+    h, w = image.shape[:2]
+    if max(h, w) <= side:
+        return image
+    scale = side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def write_preview(image: np.ndarray, path: str | os.PathLike[str]) -> Path:
+    """Write :func:`preview` of ``image`` as a PNG (lossless, fast compression) and return its path.
+
+    Written here rather than by Gradio: its PNG encoder uses the default compression, several times slower for a
+    photo's noise, and the page would wait for three of them after every fill.
+    """
+    path = Path(path)
+    with atomic_output(path) as tmp:
+        Image.fromarray(preview(image)).save(tmp, format="PNG", compress_level=DOWNLOAD_PNG_LEVEL)
+    return path
+
+
+def mask_warning(hole: np.ndarray) -> str | None:
+    """The page's warning for a hole that covers almost all of the photo (see
+    :data:`~inpaint.inference.SUSPICIOUS_HOLE_RATIO`), or None."""
+    if suspicious_mask(hole) is None:
+        return None
+    return (
+        f"You painted {hole.mean():.0%} of the photo: the fill has almost nothing to work from and is mostly made "
+        "up. Paint only what should disappear."
+    )
 
 
 def timings_markdown(results: Sequence[MethodResult], hole: np.ndarray) -> str:
@@ -253,16 +302,19 @@ def sample_photos() -> dict[str, Path]:
 
 
 def resolve_checkpoint(
-    ckpt: str | os.PathLike[str] | None, outputs: str | os.PathLike[str] = "outputs"
+    ckpt: str | os.PathLike[str] | None, outputs: str | os.PathLike[str] | None = None
 ) -> Path | None:
-    """``ckpt`` if given, else the newest ``outputs/**/checkpoints/last.ckpt``; None when there is none."""
+    """``ckpt`` if given, else the newest checkpoint of the default experiment
+    (:func:`inpaint.evaluation.find_latest_checkpoint`: ``outputs/train/runs/*/checkpoints/last.ckpt`` of the
+    project, or under ``outputs``); None when there is none (the page then says how to get one)."""
     if ckpt is not None:
         return Path(ckpt)
-    from inpaint.evaluate import find_latest_checkpoint
+    from inpaint.evaluation import find_latest_checkpoint
 
     try:
         return find_latest_checkpoint(outputs)
-    except FileNotFoundError:
+    except FileNotFoundError as e:
+        log.info("%s", e)
         return None
 
 
@@ -278,8 +330,8 @@ def _header(ckpt: Path | None, max_side: int, inpainter: Inpainter | None) -> st
         "eraser and undo.\n"
         "3. Press **Fill the hole** to compare the partial-convolution U-Net with OpenCV's Telea and "
         "Navier-Stokes.\n\n"
-        f"{model} Photos up to **{max_side} px** on the longer side are accepted; the result keeps the photo's "
-        "resolution and its unpainted pixels exactly."
+        f"{model} Photos up to **{max_side} px** on the longer side are accepted. The page shows previews of at "
+        f"most {PREVIEW_SIDE} px; the downloaded result keeps the photo's resolution and its unpainted pixels exactly."
     )
 
 
@@ -315,24 +367,32 @@ class _Page:
         images = [gr.update(value=None, label=name) for name in METHODS]
         return (*images, "", gr.update(value=None, visible=False))
 
-    def show_photo(self, path: str | None, name: str | None = None) -> tuple[Any, ...]:
-        """Outputs: upload widget, photo state, editor, the three results, summary, download."""
+    def show_photo(self, path: str | None, name: str | None = None, sample: bool = False) -> tuple[Any, ...]:
+        """Outputs: upload widget, sample choice, photo state, editor, the three results, summary, download.
+
+        The editor gets a preview (:func:`preview`); the full-resolution photo stays on the server, in the state.
+        The other source is cleared: after a sample the upload box no longer shows the earlier file, after an upload
+        the dropdown no longer names a sample.
+        """
         if path is None:
-            return (gr.skip(),) * 8
+            return (gr.skip(),) * 9
         try:
             image = load_photo(path, self.max_side, name=name)
         except InputError as e:
             # A warning (not an exception) so that the upload widget can be cleared for the next try.
             gr.Warning(html.escape(str(e)), title="Cannot use this photo")
-            return (None, *(gr.skip(),) * 7)
-        editor = {"background": image, "layers": [], "composite": image}
-        return (gr.skip(), {"image": image, "stem": Path(name or path).stem}, editor, *self.cleared())
+            return (gr.skip() if sample else None, *(gr.skip(),) * 8)
+        shown = preview(image)
+        editor = {"background": shown, "layers": [], "composite": shown}
+        state = {"image": image, "stem": Path(name or path).stem}
+        sources = (None, gr.skip()) if sample else (gr.skip(), None)
+        return (*sources, state, editor, *self.cleared())
 
     def on_sample(self, choice: str | None) -> tuple[Any, ...]:
         # Only names from our own list map to files: the browser never names a server path.
         if choice not in self.samples:
-            return (gr.skip(),) * 8
-        return self.show_photo(str(self.samples[choice]), choice)
+            return (gr.skip(),) * 9
+        return self.show_photo(str(self.samples[choice]), choice, sample=True)
 
     def on_run(
         self,
@@ -341,7 +401,7 @@ class _Page:
         request: gr.Request,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio finds its tracker by this default)
     ) -> tuple[Any, ...]:
-        """Outputs: the three results, summary, download."""
+        """Outputs: the three results (previews), summary, download (the full-resolution PNG)."""
         if self.inpainter is None:
             raise _error(NO_MODEL_HELP)
         if photo is None:
@@ -350,11 +410,18 @@ class _Page:
             hole = hole_mask_from_editor(editor, photo["image"].shape[:2])
         except InputError as e:
             raise _error(str(e)) from None
-        done = run_methods(self.inpainter, photo["image"], hole, lambda f, d: progress(f, desc=d))
+        warning = mask_warning(hole)
+        if warning is not None:
+            gr.Warning(warning, title="Almost everything is painted")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SuspiciousMaskWarning)  # said above, in the page's words
+            done = run_methods(self.inpainter, photo["image"], hole, lambda f, d: progress(f, desc=d))
         progress(0.99, desc="Writing the PNG…")
-        png = write_result_png(done[0].image, self.fresh_run_dir(request), photo["stem"])
+        run_dir = self.fresh_run_dir(request)
+        png = write_result_png(done[0].image, run_dir, photo["stem"])
+        previews = [write_preview(r.image, run_dir / f"preview_{i}.png") for i, r in enumerate(done)]
         log.info("%s", timings_markdown(done, hole).replace("**", ""))
-        images = [gr.update(value=str(png) if r.name == PCONV else r.image, label=_label(r)) for r in done]
+        images = [gr.update(value=str(p), label=_label(r)) for r, p in zip(done, previews, strict=True)]
         return (*images, timings_markdown(done, hole), gr.update(value=str(png), visible=True))
 
     def fresh_run_dir(self, request: gr.Request) -> Path:
@@ -407,7 +474,7 @@ def build_app(
                 gr.Image(label=name, format="png", interactive=False, height=400, elem_id=f"out-{i}")
                 for i, name in enumerate(METHODS)
             ]
-        shown = [upload, photo, editor, *outputs, summary, download]
+        shown = [upload, sample, photo, editor, *outputs, summary, download]
         upload.upload(page.show_photo, inputs=upload, outputs=shown)
         sample.input(page.on_sample, inputs=sample, outputs=shown)
         run.click(page.on_run, inputs=[photo, editor], outputs=[*outputs, summary, download])
@@ -461,9 +528,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--ckpt",
-        type=Path,
+        type=path_argument,
         default=None,
-        help="Lightning .ckpt or exported .safetensors (default: the newest outputs/**/checkpoints/last.ckpt)",
+        help="Lightning .ckpt or exported .safetensors (default: the newest "
+        "outputs/train/runs/*/checkpoints/last.ckpt, the default experiment's)",
     )
     p.add_argument(
         "--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1, this machine only)"
@@ -479,6 +547,7 @@ def _parser() -> argparse.ArgumentParser:
         "--device", default="auto", help="torch device: auto (cuda if available), cpu, cuda, cuda:1"
     )
     add_inference_options(p)
+    p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     return p
 
 
@@ -507,12 +576,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         inpainter = _load_inpainter(ckpt, args.device, **inference_options(args))
     except (CheckpointError, RuntimeError, ValueError) as e:  # RuntimeError/ValueError: an unusable device
+        if args.debug:
+            traceback.print_exc()
         print(f"error: cannot load the model from {ckpt}: {e}", file=sys.stderr)
         return 2
-    log.info("model: %s", ckpt if ckpt is not None else "none found under outputs/ (run `make train`)")
+    if ckpt is None:
+        log.info("model: none found under outputs/train/runs/ (run `make train`, or pass --ckpt)")
+    else:
+        chosen = "given with --ckpt" if args.ckpt is not None else "the newest run of the default experiment"
+        log.info("model: %s (%s)", ckpt, chosen)
     # Everything Gradio stores (uploads, cached outputs) goes into a directory of our own, deleted on exit; SIGTERM
     # stops the server like Ctrl-C, so that the deletion runs then too.
-    signal.signal(signal.SIGTERM, _interrupt)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _interrupt)
     cache = Path(tempfile.mkdtemp(prefix="inpaint-app-"))
     os.environ["GRADIO_TEMP_DIR"] = str(cache)
     # No telemetry or version check from a local tool (and no stall on a closed network).
@@ -537,12 +613,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as e:  # e.g. the port is taken
         print(f"error: cannot serve on {args.host}:{args.port}: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # stopped while starting up
+        log.info("stopped")
     finally:
         shutil.rmtree(cache, ignore_errors=True)
+        if _stopping:
+            # Python restores the default action of handled signals while it shuts down, so a late second
+            # SIGTERM would kill the process (status -15) after all; ignored signals stay ignored.
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, signal.SIG_IGN)
     return 0
 
 
+_stopping = False
+
+
 def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM and Ctrl-C stop the server once (Gradio closes it and the cache is removed); a second signal
+    during that shutdown is only acknowledged, so that it cannot break the cleanup with a traceback."""
+    global _stopping
+    if _stopping:
+        print(f"already stopping ({signal.Signals(signum).name} ignored)", file=sys.stderr, flush=True)
+        return
+    _stopping = True
     raise KeyboardInterrupt
 
 
