@@ -162,6 +162,7 @@ def test_non_finite_weights_no_nan_table(
         ("num_workers=-1", "num_workers=-1: expected a whole number of at least 0"),
         ("split=train", "split=train: expected one of test, val"),
         ("device=gpu0", "device=gpu0:"),
+        ("device=cuda:7", "device=cuda:7: this machine has"),
         ("data=places2", "places2: no root given"),
     ],
 )

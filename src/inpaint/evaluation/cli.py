@@ -163,9 +163,14 @@ def check_settings(cfg: DictConfig) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise SettingsError(f"{key}={value}: expected a whole number of at least {low}")
     try:
-        _resolve_device(str(cfg.device))
+        device = _resolve_device(str(cfg.device))
     except RuntimeError as e:
         raise SettingsError(f"device={cfg.device}: {e}") from None
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise SettingsError(
+            f"device={cfg.device}: this machine has {torch.cuda.device_count()} CUDA device(s) usable by torch; "
+            "use device=auto or device=cpu"
+        )
 
 
 def run(cfg: DictConfig) -> EvaluationReport:
