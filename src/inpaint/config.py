@@ -15,13 +15,59 @@ from typing import Any
 
 from inpaint.io import write_text_atomic
 
-__all__ = ["CONF_DIR", "compose", "instantiate_list", "print_config_tree", "to_plain"]
+__all__ = [
+    "CONF_DIR",
+    "ConfigError",
+    "check_arg_types",
+    "compose",
+    "instantiate_list",
+    "print_config_tree",
+    "to_plain",
+]
 
 log = logging.getLogger(__name__)
 
 # Absolute, so that console scripts and any working directory find the configs (a relative config path would be
 # resolved as a Python package, which conf/ is not).
 CONF_DIR = Path(__file__).resolve().parent / "conf"
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot work; the message names the key and what is expected."""
+
+
+def check_arg_types(fn: Any, values: Mapping[str, Any], prefix: str) -> None:
+    """Check the simple-typed values of a config group against ``fn``'s type hints (a constructor), so that e.g.
+    ``trainer.max_steps=abc`` or ``model.lr=abc`` fails with one line naming the key instead of a ``TypeError`` from
+    deep inside. Keys without a plain ``int | float | bool | str | None`` hint are left to ``fn``.
+
+    >>> def f(lr: float, steps: int | None = None): ...
+    >>> check_arg_types(f, {"lr": "abc"}, "model")
+    Traceback (most recent call last):
+    ...
+    inpaint.config.ConfigError: model.lr must be float, got 'abc'
+    """
+    import typing
+
+    hints = typing.get_type_hints(fn)
+    simple = {int, float, bool, str, type(None)}
+    for key, value in values.items():
+        hint = hints.get(str(key))
+        union = typing.get_origin(hint) in (typing.Union, type(int | None))
+        allowed = set(typing.get_args(hint)) if union else {hint}
+        if hint is None or not allowed <= simple:
+            continue
+        if not any(_is_a(value, t) for t in allowed):
+            names = " or ".join(sorted("null" if t is type(None) else t.__name__ for t in allowed))
+            raise ConfigError(f"{prefix}.{key} must be {names}, got {value!r}")
+
+
+def _is_a(value: Any, t: type) -> bool:
+    if t is float:  # an integer is a fine float; a bool is neither
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if t is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, t)
 
 
 def to_plain(cfg: Any, what: str = "config") -> Any:
@@ -70,6 +116,7 @@ def print_config_tree(cfg: Any, save_to: Path | None = None) -> str:
     from rich.syntax import Syntax
     from rich.tree import Tree
 
+    # Long values (paths) wrap instead of being cut with an ellipsis: the console is often narrower than a path.
     tree = Tree("config", guide_style="dim")
     first = ["data", "masks", "model", "loss", "trainer", "callbacks", "logger", "paths"]
     keys = [k for k in first if k in cfg] + [k for k in cfg if k not in first and k != "hydra"]
@@ -77,11 +124,15 @@ def print_config_tree(cfg: Any, save_to: Path | None = None) -> str:
     for key in keys:
         node = cfg[key]
         if isinstance(node, DictConfig):
-            tree.add(str(key)).add(Syntax(OmegaConf.to_yaml(node, resolve=True), "yaml", theme="ansi_dark"))
+            tree.add(str(key)).add(
+                Syntax(OmegaConf.to_yaml(node, resolve=True), "yaml", theme="ansi_dark", word_wrap=True)
+            )
         else:
             scalars[key] = node
     if scalars:
-        tree.add("run").add(Syntax(OmegaConf.to_yaml(OmegaConf.create(scalars)), "yaml", theme="ansi_dark"))
+        tree.add("run").add(
+            Syntax(OmegaConf.to_yaml(OmegaConf.create(scalars)), "yaml", theme="ansi_dark", word_wrap=True)
+        )
     Console().print(tree)
     text = OmegaConf.to_yaml(to_plain(cfg))
     if save_to is not None:

@@ -9,6 +9,7 @@ Hydra entry point.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import hydra
@@ -25,12 +26,13 @@ def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from inpaint.training.module import NonFiniteLossError
-    from inpaint.training.run import ConfigError, train
+    from inpaint.training.run import train, user_errors
 
     try:
         metrics = train(cfg)
-    except (NonFiniteLossError, ConfigError) as err:
+    except user_errors() as err:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
         log.error("%s", err)
         sys.exit(1)
     name = cfg.get("optimized_metric")

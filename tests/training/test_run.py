@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import subprocess
 import sys
@@ -609,30 +610,142 @@ def test_diverged_run_stops_with_a_checkpoint_and_keeps_no_nan_best(tmp_path, tr
     assert not [p.name for p in (tmp_path / "checkpoints").glob("*psnrnan*")]
 
 
-def test_trainer_values_of_the_wrong_type_fail_with_one_clear_line(tmp_path, train_cli):
+def _junk_checkpoint(folder: Path) -> str:
+    path = folder / "junk.ckpt"
+    path.write_bytes(bytes(range(256)) * 8)
+    return f"ckpt_path={path}"
+
+
+def _pickle_payload(folder: Path) -> str:
+    """A checkpoint that would run a command when unpickled (it must never be)."""
+    import pickle
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {folder / 'pwned'}",))
+
+    path = folder / "payload.ckpt"
+    path.write_bytes(pickle.dumps(Payload()))
+    return f"ckpt_path={path}"
+
+
+def _places2_without_holdout(folder: Path) -> str:
+    """A real Places2 layout so small that the default hash hold-out (0.2 %) selects none of its images."""
+    import numpy as np
+    from PIL import Image
+
+    images = folder / "places" / "data_256" / "a" / "airfield"
+    images.mkdir(parents=True)
+    for i in range(3):
+        Image.fromarray(np.full((64, 64, 3), 40 * i, np.uint8)).save(images / f"{i + 1:08d}.jpg")
+    lines = "".join(f"/a/airfield/{i + 1:08d}.jpg 0\n" for i in range(3))
+    (folder / "places" / "places365_train_standard.txt").write_text(lines)
+    return f"data.root={folder / 'places'}"
+
+
+# An ordinary mistake each, and the words the one-line answer must hold.
+MISTAKES = {
+    "trainer_type": (lambda d: "trainer.max_steps=abc", ["trainer.max_steps must be int, got 'abc'"]),
+    "model_type": (lambda d: "model.lr=abc", ["model.lr must be float, got 'abc'"]),
+    "batch_size": (lambda d: "data.batch_size=0", ["data.batch_size must be at least 1, got 0"]),
+    "junk_ckpt": (_junk_checkpoint, ["cannot read checkpoint", "junk.ckpt", "expected a Lightning .ckpt"]),
+    "pickle_ckpt": (_pickle_payload, ["payload.ckpt", "pickle"]),
+    "no_root": (lambda d: "data=places2", ["places2: no root given", "data.root"]),
+    "no_holdout": (
+        _places2_without_holdout,
+        ["data.holdout_fraction=0.002 of the 3 train images", "raise data"],
+    ),
+}
+
+
+@pytest.mark.parametrize("mistake", sorted(MISTAKES))
+def test_ordinary_mistakes_fail_with_one_clear_line(mistake, tmp_path, train_cli):
+    make, words = MISTAKES[mistake]
+    extra = ["data=places2"] if mistake == "no_holdout" else []
     proc = train_cli.run(
-        ["+experiment=smoke", "trainer.max_steps=abc", f"hydra.run.dir={tmp_path}"], cwd=tmp_path
-    )
-    assert proc.returncode == 1
-    assert "trainer.max_steps must be int, got 'abc'" in proc.stdout + proc.stderr
-    assert "Traceback" not in proc.stdout + proc.stderr
-
-
-def test_a_run_says_what_matters_without_lightning_noise(tmp_path, train_cli):
-    """The smoke run's console: a step-bound progress bar, no Lightning tips or deprecations, no 0-skip lines."""
-    from inpaint.training.run import QUIET_WARNINGS
-
-    proc = train_cli.run(
-        ["+experiment=smoke", "print_config=false", f"hydra.run.dir={tmp_path}"], cwd=tmp_path
+        [
+            "+experiment=smoke",
+            *extra,
+            make(tmp_path),
+            "print_config=false",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        cwd=tmp_path,
+        env={"PLACES2_ROOT": ""} if mistake == "no_root" else None,
     )
     out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out[-3000:]
+    assert "Traceback" not in out and "weights_only=False" not in out, out[-3000:]
+    errors = [line for line in out.splitlines() if "[ERROR]" in line]
+    assert len(errors) == 1 and all(w in errors[0] for w in words), errors or out[-3000:]
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_hydra_full_error_shows_the_trace_for_developers(tmp_path, train_cli):
+    proc = train_cli.run(
+        ["+experiment=smoke", "data.batch_size=0", f"hydra.run.dir={tmp_path}"],
+        cwd=tmp_path,
+        env={"HYDRA_FULL_ERROR": "1"},
+    )
+    assert proc.returncode == 1 and "Traceback" in proc.stderr and "ConfigError" in proc.stderr
+
+
+def test_a_full_disk_during_training_is_one_line_and_keeps_the_last_checkpoint(tmp_path, train_cli):
+    """The run directory on a small real disk (tmpfs): the first validation's two checkpoints fit, the next does
+    not; the run stops with one line naming the folder, and the earlier last.ckpt is intact."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("a real full disk needs root (to mount a small tmpfs)")
+    mount = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=140m", "tmpfs", str(disk)], capture_output=True
+    )
+    if mount.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {mount.stderr.decode().strip()}")
+    try:
+        run_dir = disk / "run"
+        proc = train_cli.run(
+            ["+experiment=smoke", "trainer.max_steps=12", "print_config=false", f"hydra.run.dir={run_dir}"],
+            cwd=tmp_path,
+        )
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 1, out[-3000:]
+        assert "Traceback" not in out and "enforce fail" not in out, out[-3000:]
+        assert f"no space left on {run_dir / 'checkpoints'}" in out
+        ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+        assert ckpt["global_step"] == 4
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+RUN_CONSOLES = {
+    "smoke": (["+experiment=smoke"], "step 8/8"),
+    "ddp_cpu": (["+experiment=smoke", "trainer=ddp_cpu"], "step 8/8"),  # 2 ranks
+    "demo": (
+        ["trainer.max_steps=4", "trainer.val_check_interval=2"],
+        "step 4/4",
+    ),  # make train's config, shortened
+}
+
+
+@pytest.mark.parametrize("run", sorted(RUN_CONSOLES))
+def test_a_run_says_what_matters_without_lightning_noise(run, tmp_path, train_cli):
+    """A run's console: a step-bound progress bar, no warning the user cannot act on (Lightning's tips, its DDP
+    sync_dist advice for metrics that are synced, srun, W&B's retired setting, ...), no 0-skip lines."""
+    from inpaint.training.run import QUIET_WARNINGS
+
+    args, bar = RUN_CONSOLES[run]
+    proc = train_cli.run([*args, "print_config=false", f"hydra.run.dir={tmp_path}"], cwd=tmp_path)
+    out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
-    assert "step 8/8" in out and "/-2" not in out
+    assert bar in out and "/-2" not in out
     assert "skipped 0 unreadable" not in out
     assert "Tip:" not in out and "litlogger" not in out  # Lightning's advertisement for its cloud logger
+    assert "Total FLOPs: 0" not in out
     import re
 
     assert not [p for p in QUIET_WARNINGS if re.search(p, out)]
+    assert not [line for line in out.splitlines() if re.search("(?i)warn", line)]
 
 
 @pytest.mark.slow

@@ -19,6 +19,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
+from inpaint.config import ConfigError
 from inpaint.data.config import DataConfig, from_mapping
 from inpaint.data.datasets import DecodePolicy, InpaintingDataset
 from inpaint.data.masks.factory import BinnedMaskProvider, MaskProvider, MasksConfig, build_mask_provider
@@ -235,11 +236,14 @@ class InpaintingDataModule(pl.LightningDataModule):
         self.eval_image_size = int(c.eval_image_size or self.image_size)
         self.batch_size = int(c.batch_size)
         self.num_workers = int(c.num_workers)
-        if min(self.image_size, self.eval_image_size) < 8 or self.batch_size < 1 or self.num_workers < 0:
-            raise ValueError(
-                f"need image_size >= 8, batch_size >= 1, num_workers >= 0; got {self.image_size}, "
-                f"{self.batch_size}, {self.num_workers}"
-            )
+        for key, value, least in (
+            ("image_size", self.image_size, 8),
+            ("eval_image_size", self.eval_image_size, 8),
+            ("batch_size", self.batch_size, 1),
+            ("num_workers", self.num_workers, 0),
+        ):
+            if value < least:
+                raise ConfigError(f"data.{key} must be at least {least}, got {value}")
         self.datasets: dict[str, InpaintingDataset | ShardStream] = {}
 
     # -------------------------------------------------------------------------------------------- construction

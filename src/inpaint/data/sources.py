@@ -464,7 +464,15 @@ def build_records(data: DataConfig | Mapping[str, Any], split: str) -> list[Imag
             raise ValueError(
                 "the 'holdout' split needs data.holdout_fraction > 0 (a fraction of the train split)"
             )
-        return holdout_split(_source_records(cfg, "train"), "val", cfg.holdout_fraction)
+        train = _source_records(cfg, "train")
+        held = holdout_split(train, "val", cfg.holdout_fraction)
+        if not held:
+            raise DatasetLayoutError(
+                f"{cfg.source}: data.holdout_fraction={cfg.holdout_fraction} of the {len(train)} train images in "
+                f"{cfg.root} holds out none for validation (the smallest fraction that holds out one is "
+                f"{min_val_fraction(train)}); raise data.holdout_fraction"
+            )
+        return held
     records = _source_records(cfg, split)
     return (
         holdout_split(records, "train", cfg.holdout_fraction)

@@ -15,7 +15,9 @@ Remote paths (``s3://`` ...) keep Lightning's own behaviour.
 
 from __future__ import annotations
 
+import errno
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,7 @@ from lightning_fabric.utilities.types import _PATH
 
 from inpaint.io import atomic_output, remove_stale_temporaries
 
-__all__ = ["AtomicCheckpointIO"]
+__all__ = ["AtomicCheckpointIO", "CheckpointWriteError"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,36 @@ def _local_path(path: _PATH) -> Path | None:
     if text.startswith("file://"):
         return Path(text[len("file://") :])
     return None if "://" in text else Path(text)
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (a full disk, a read-only folder); the previous file at that path is
+    intact. The message names the folder and the cause."""
+
+    def __init__(self, code: int, message: str, path: Path) -> None:
+        super().__init__(code, message, str(path))
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def _write_error(path: Path, err: BaseException, free: int | None) -> CheckpointWriteError | None:
+    """The user's words for a failed checkpoint write, or ``None`` for an error that is not about the disk.
+
+    torch's zip writer reports a full disk as ``RuntimeError: [enforce fail at inline_container.cc:...]`` (``file
+    write failed``, ``unexpected pos ...``), without the errno; the free space at the moment of the failure tells.
+    """
+    out_of_space = getattr(err, "errno", None) == errno.ENOSPC or (free is not None and free < 1 << 20)
+    if out_of_space:
+        return CheckpointWriteError(
+            errno.ENOSPC,
+            f"no space left on {path.parent} to write the checkpoint {path.name} (the previous one, if any, is "
+            "intact); free some space, then run again in the same directory to resume from the last checkpoint",
+            path,
+        )
+    if isinstance(err, OSError) and err.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
+        return CheckpointWriteError(err.errno, f"cannot write the checkpoint {path}: {err.strerror}", path)
+    return None
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -49,8 +81,13 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if local is None or storage_options is not None:
             super().save_checkpoint(checkpoint, path, storage_options)  # remote, or the parent's error
             return
-        with atomic_output(local) as tmp, open(tmp, "wb") as f:
-            torch.save(checkpoint, f)
+        with atomic_output(local) as tmp:
+            try:
+                with open(tmp, "wb") as f:
+                    torch.save(checkpoint, f)
+            except (OSError, RuntimeError) as err:
+                free = shutil.disk_usage(local.parent).free  # before the partial file is removed
+                raise (_write_error(local, err, free) or err) from None
         removed = remove_stale_temporaries(local.parent)
         if removed:
             log.info(

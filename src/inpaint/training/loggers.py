@@ -117,7 +117,7 @@ def wandb_logger(
     otherwise. ``log_model`` uploads checkpoints as artifacts (``all`` / ``True``; needs online mode).
 
     A run directory that already holds a W&B run (a preempted run, resumed or requeued in its own directory) continues
-    that W&B run (same id, ``resume="allow"``) instead of starting a second one.
+    that W&B run (same id; Lightning asks W&B to resume a known id) instead of starting a second one.
     """
     chosen = mode or os.environ.get("WANDB_MODE")
     if chosen is None:
@@ -140,8 +140,8 @@ def wandb_logger(
     earlier = _earlier_run_id(save_dir)
     if earlier and "id" not in kwargs:
         log.info("W&B: continuing run %s of %s", earlier, save_dir)
-        kwargs.update(id=earlier, resume="allow")
-    return WandbLogger(
+        kwargs["id"] = earlier
+    logger = WandbLogger(
         project=project,
         group=group,
         name=name,
@@ -152,3 +152,6 @@ def wandb_logger(
         settings=settings,
         **kwargs,
     )
+    # Lightning always passes W&B an `anonymous` setting, which W&B has retired and warns about at every run.
+    logger._wandb_init.pop("anonymous", None)
+    return logger

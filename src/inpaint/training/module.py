@@ -163,6 +163,10 @@ class InpaintingModule(pl.LightningModule):
         self.vgg_source: str = getattr(self.loss, "vgg_source", "unknown")
         self._prepare_net(init_from, finetune, channels_last, compile)
         self._init_step_state()
+        # What the model summary at the start of a run measures its FLOPs and tensor sizes on: one 256² image (or
+        # the smallest side the levels allow), with no hole.
+        side = max(256, 2**self.net.levels)
+        self.example_input_array = (torch.zeros(1, 3, side, side), torch.ones(1, 1, side, side))
 
     def _prepare_net(self, init_from: str | None, finetune: bool, channels_last: bool, compile: bool) -> None:
         """Initial weights, fine-tuning freeze, memory format and compilation of the U-Net, in that order."""
@@ -176,7 +180,7 @@ class InpaintingModule(pl.LightningModule):
             self.net.to(memory_format=torch.channels_last)
             self.loss.to(memory_format=torch.channels_last)
         # A compiled function, not a module attribute: keeps state_dict keys free of `_orig_mod.` duplicates.
-        self._net_forward = torch.compile(self.net.forward) if compile else self.net.forward
+        self._net_forward = torch.compile(self.net.forward) if compile else self.net
 
     def _init_step_state(self) -> None:
         """Evaluation metrics and the non-finite-step bookkeeping (after :meth:`_prepare_net`: the anchor is the

@@ -14,21 +14,17 @@ from typing import Any
 
 import hydra
 import pytorch_lightning as pl
-import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from inpaint.config import instantiate_list, print_config_tree, to_plain
+from inpaint.checkpoint import load_checkpoint
+from inpaint.config import ConfigError, check_arg_types, instantiate_list, print_config_tree, to_plain
 from inpaint.io import write_text_atomic
 from inpaint.training.callbacks import LoggingStep
 from inpaint.training.loggers import CSVLogger
 from inpaint.training.preemption import PreemptionCheckpoint, cluster_plugins
 
 log = logging.getLogger("inpaint.train")
-
-
-class ConfigError(ValueError):
-    """A configuration value that cannot work; the message names the key and what is expected."""
 
 
 def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
@@ -70,37 +66,11 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
     return str(newest)
 
 
-def check_trainer_args(trainer_cfg: DictConfig) -> None:
-    """Check the simple-typed ``trainer.*`` values against ``pytorch_lightning.Trainer``'s signature, so that e.g.
-    ``trainer.max_steps=abc`` fails with one clear line instead of a ``TypeError`` from inside Lightning."""
-    import typing
-
-    hints = typing.get_type_hints(pl.Trainer.__init__)
-    simple = {int, float, bool, str, type(None)}
-    for key, value in trainer_cfg.items():
-        hint = hints.get(str(key))
-        allowed = (
-            set(typing.get_args(hint))
-            if typing.get_origin(hint) in (typing.Union, type(int | None))
-            else {hint}
-        )
-        if hint is None or not allowed <= simple:
-            continue
-        ok = any(
-            (t is float and isinstance(value, int | float) and not isinstance(value, bool))
-            or (t is int and isinstance(value, int) and not isinstance(value, bool))
-            or (t is not int and t is not float and isinstance(value, t))
-            for t in allowed
-        )
-        if not ok:
-            names = " or ".join(sorted("null" if t is type(None) else t.__name__ for t in allowed))
-            raise ConfigError(f"trainer.{key} must be {names}, got {value!r}")
-
-
 # Lightning messages that describe this project's deliberate choices, not problems: the VGG of the loss is always in
 # eval mode, the LightningModule (not the DataModule) moves and augments batches, the model summary cannot size bf16,
-# a deprecation inside Lightning's own code, a run resumed in its own directory finds its checkpoints there, and
-# SLURM's `srun` being installed says nothing about this run (under SLURM the cluster environment is used).
+# a deprecation inside Lightning's own code, a run resumed in its own directory finds its checkpoints there,
+# SLURM's `srun` being installed says nothing about this run (under SLURM the cluster environment is used), and the
+# evaluation metrics are logged as torchmetrics has already synchronised them across ranks (no sync_dist needed).
 QUIET_WARNINGS = (
     r"Found \d+ module\(s\) in eval mode",
     r"You have overridden `on_after_batch_transfer` in `LightningModule`",
@@ -108,6 +78,7 @@ QUIET_WARNINGS = (
     r"`isinstance\(treespec, LeafSpec\)` is deprecated",
     r"Checkpoint directory .* exists and is not empty",
     r"The `srun` command is available on your system but is not used",
+    r"It is recommended to use `self\.log\('(val|test)/",
 )
 
 
@@ -134,7 +105,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             "(or ckpt_path=<a fine-tuning checkpoint> to resume one)."
         )
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)
-    check_trainer_args(cfg.trainer)
+    check_arg_types(pl.Trainer.__init__, cfg.trainer, "trainer")
+    check_arg_types(_model_class(cfg.model), cfg.model, "model")
     if cfg.get("print_config", True):
         print_config_tree(cfg, save_to=output_dir / "config_tree.yaml")
     if cfg.get("seed") is not None:
@@ -158,6 +130,32 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
+def user_errors() -> tuple[type[BaseException], ...]:
+    """What a user's input or machine can cause, each with a message naming the key or file and what was expected:
+    ``python -m inpaint.train`` prints these as one line (``HYDRA_FULL_ERROR=1`` shows the trace)."""
+    from inpaint.checkpoint import CheckpointError
+    from inpaint.data.masks.nvidia import MaskLayoutError
+    from inpaint.data.sources import DatasetLayoutError
+    from inpaint.losses.vgg import VGGWeightsUnavailableError
+    from inpaint.training.checkpoint_io import CheckpointWriteError
+    from inpaint.training.module import NonFiniteLossError
+
+    return (
+        ConfigError,
+        CheckpointError,
+        CheckpointWriteError,
+        DatasetLayoutError,
+        MaskLayoutError,
+        NonFiniteLossError,
+        VGGWeightsUnavailableError,
+    )
+
+
+def _model_class(model_cfg: DictConfig) -> Any:
+    """The constructor the ``model`` group names (its ``_target_``), for checking the values' types."""
+    return hydra.utils.get_class(model_cfg._target_).__init__
+
+
 def _preemption(trainer: pl.Trainer) -> PreemptionCheckpoint | None:
     return next((cb for cb in trainer.callbacks if isinstance(cb, PreemptionCheckpoint)), None)
 
@@ -172,8 +170,9 @@ def check_validation_size(trainer: pl.Trainer) -> None:
     if trainer.world_size > 1 and isinstance(limit, int) and not isinstance(limit, bool) and limit != 0:
         raise ConfigError(
             f"trainer.limit_val_batches={limit} counts batches per device: on {trainer.world_size} devices the "
-            "validation set would be that many times larger. Set data.limit_val=<number of images> (and "
-            "trainer.limit_val_batches=1.0) for a validation set that is the same on any number of devices."
+            "validation set would be that many times larger. Set data.limit_val=<number of images> instead "
+            "(and leave trainer.limit_val_batches unset) for a validation set that is the same on any number of "
+            "devices."
         )
 
 
@@ -200,7 +199,7 @@ def _record_run_info(
     """
     run_info = {"vgg_source": module.vgg_source, "output_dir": str(output_dir), "resumed_from": ckpt_path}
     if ckpt_path:
-        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
+        checkpoint = load_checkpoint(ckpt_path)  # one clear line for junk, a pickle payload, a truncated file
         for logger in trainer.loggers:
             if isinstance(logger, CSVLogger):
                 logger.continue_from(int(checkpoint["global_step"]))
