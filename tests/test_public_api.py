@@ -100,11 +100,13 @@ def test_readme_dotted_name(dotted: str) -> None:
     _resolve(dotted)
 
 
-def test_evaluate_function_importable() -> None:
-    from inpaint.evaluate import evaluate
-    from inpaint.evaluation import evaluate as evaluate_impl
+def test_evaluate_is_the_command_line_and_evaluation_the_library() -> None:
+    import inpaint.evaluate as command
+    from inpaint.evaluation import evaluate
 
-    assert callable(evaluate) and evaluate is evaluate_impl
+    assert callable(evaluate) and callable(command.main)
+    # The command line re-exports nothing: the library's names have one home, inpaint.evaluation.
+    assert not {"evaluate", "run", "EvaluationReport", "find_latest_checkpoint"} & set(vars(command))
 
 
 def test_the_distribution_is_not_the_unrelated_inpaint_on_the_index() -> None:

@@ -305,11 +305,11 @@ def resolve_checkpoint(
     ckpt: str | os.PathLike[str] | None, outputs: str | os.PathLike[str] | None = None
 ) -> Path | None:
     """``ckpt`` if given, else the newest checkpoint of the default experiment
-    (:func:`inpaint.evaluation.find_latest_checkpoint`: ``outputs/train/runs/*/checkpoints/last.ckpt`` of the
+    (:func:`inpaint.runs.find_latest_checkpoint`: ``outputs/train/runs/*/checkpoints/last.ckpt`` of the
     project, or under ``outputs``); None when there is none (the page then says how to get one)."""
     if ckpt is not None:
         return Path(ckpt)
-    from inpaint.evaluation import find_latest_checkpoint
+    from inpaint.runs import find_latest_checkpoint
 
     try:
         return find_latest_checkpoint(outputs)

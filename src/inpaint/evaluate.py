@@ -1,10 +1,9 @@
 """Evaluate a checkpoint: ``python -m inpaint.evaluate ckpt_path=... [data=... masks=...]`` (console script
-``inpaint-evaluate``), a Hydra app over ``conf/evaluate.yaml``.
-
-From Python the same is :func:`inpaint.evaluation.evaluate`, also importable from here::
+``inpaint-evaluate``), a Hydra app over ``conf/evaluate.yaml``. Only the command line lives here; from Python the same
+is :mod:`inpaint.evaluation`::
 
     from inpaint import Inpainter
-    from inpaint.evaluate import evaluate
+    from inpaint.evaluation import evaluate
 
     report = evaluate(Inpainter.from_checkpoint("last.ckpt"), batches)  # batches: (image, mask) or dicts
     report.save("eval/")          # metrics.json, metrics.csv, per_image.csv, metrics.md, examples_*.png
@@ -18,19 +17,6 @@ import os
 import sys
 
 from inpaint.config import CONF_DIR
-from inpaint.evaluation import (  # noqa: F401 - the names this module has always offered
-    METHOD_LABELS,
-    MODEL_METHOD,
-    EvaluationReport,
-    Example,
-    build_eval_loader,
-    evaluate,
-    find_latest_checkpoint,
-    load_config,
-    plot_metrics_per_bin,
-    project_root,
-    run,
-)
 
 log = logging.getLogger("inpaint.evaluate")
 
@@ -43,7 +29,7 @@ def main() -> None:
     from omegaconf.errors import OmegaConfBaseException
 
     from inpaint.checkpoint import CheckpointError
-    from inpaint.evaluation import OutputDirError
+    from inpaint.evaluation import OutputDirError, run
 
     user_errors = (CheckpointError, FileNotFoundError, OutputDirError, ValueError, OmegaConfBaseException)
 

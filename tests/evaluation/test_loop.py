@@ -13,7 +13,7 @@ import torch
 
 from inpaint import Inpainter
 from inpaint.data.masks.ratio import BIN_NAMES
-from inpaint.evaluate import EvaluationReport, evaluate, plot_metrics_per_bin
+from inpaint.evaluation import EvaluationReport, evaluate, plot_metrics_per_bin
 from inpaint.evaluation.baselines import inpaint_opencv_batch
 from inpaint.evaluation.metrics import MAX_PSNR, l1_per_image, psnr_per_image
 
@@ -255,7 +255,7 @@ def test_report_shows_the_colour_bias_and_the_split_caveat(report: EvaluationRep
 
 
 def test_hydra_app_on_sample_photos(tmp_path: Path, tiny) -> None:
-    from inpaint.evaluate import load_config, run
+    from inpaint.evaluation import load_config, run
 
     ckpt = tiny.checkpoint(tmp_path / "t.ckpt")
     cfg = load_config(
@@ -276,7 +276,7 @@ def test_hydra_app_on_sample_photos(tmp_path: Path, tiny) -> None:
 
 
 def test_inference_options_are_applied_and_stated_in_the_report(tmp_path: Path, tiny) -> None:
-    from inpaint.evaluate import load_config, run
+    from inpaint.evaluation import load_config, run
 
     ckpt = tiny.checkpoint(tmp_path / "t.ckpt")
     reports = {}
@@ -333,7 +333,7 @@ def test_hydra_app_with_fixed_mask_files(tmp_path: Path, mask_source: str, tiny)
     from PIL import Image
 
     from inpaint.data import build_mask_sampler, write_eval_mask_set
-    from inpaint.evaluate import load_config, run
+    from inpaint.evaluation import load_config, run
 
     masks = tmp_path / "masks"
     if mask_source == "mask_set":
@@ -373,21 +373,6 @@ def test_fid_on_without_torch_fidelity_fails_loudly(inpainter: Inpainter) -> Non
         pytest.skip("torch-fidelity is installed")
 
 
-def test_find_latest_checkpoint(tmp_path: Path) -> None:
-    import os
-
-    from inpaint.evaluate import find_latest_checkpoint
-
-    with pytest.raises(FileNotFoundError, match="make train"):
-        find_latest_checkpoint(tmp_path)
-    for i, run in enumerate(["b", "a"]):
-        ckpt = tmp_path / "train" / "runs" / run / "checkpoints" / "last.ckpt"
-        ckpt.parent.mkdir(parents=True)
-        ckpt.write_bytes(b"x")
-        os.utime(ckpt, (1000 + i, 1000 + i))
-    assert find_latest_checkpoint(tmp_path).parts[-3] == "a"
-
-
 @pytest.mark.slow
 def test_cli_unwritable_output_dir_is_one_clear_line(tmp_path: Path, tiny) -> None:
     import subprocess
@@ -424,28 +409,6 @@ def test_run_checks_the_output_dir_before_evaluating(tmp_path: Path, monkeypatch
     )
     with pytest.raises(ev.OutputDirError, match="cannot write the report"):
         ev.run(cfg)
-
-
-def test_project_root_is_found_from_a_subdirectory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny
-) -> None:
-    from inpaint.evaluate import find_latest_checkpoint, project_root
-
-    project = tmp_path / "proj"
-    (project / "conf").mkdir(parents=True)
-    (project / "pyproject.toml").write_text("[project]\nname = 'x'\n")
-    (project / "notebooks").mkdir()
-    monkeypatch.delenv("INPAINT_PROJECT_DIR", raising=False)
-    monkeypatch.chdir(project / "notebooks")  # where a notebook's kernel runs
-    assert project_root() == project.resolve()
-    ckpt = tiny.checkpoint(project / "outputs" / "train" / "runs" / "a" / "checkpoints" / "last.ckpt")
-    assert find_latest_checkpoint().samefile(ckpt)
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    monkeypatch.setenv("INPAINT_PROJECT_DIR", str(elsewhere))
-    assert project_root() == elsewhere.resolve()
-    with pytest.raises(FileNotFoundError, match="INPAINT_PROJECT_DIR"):
-        find_latest_checkpoint()
 
 
 def test_progress_off_a_terminal_is_a_few_lines_not_one_per_batch(

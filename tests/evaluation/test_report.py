@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from inpaint.evaluate import EvaluationReport, evaluate, plot_metrics_per_bin
+from inpaint.evaluation import EvaluationReport, evaluate, plot_metrics_per_bin
 from inpaint.evaluation.baselines import inpaint_opencv_batch
 
 RATIOS = [0.05, 0.15]

@@ -1,8 +1,8 @@
 """The evaluation's command line and config: ``python -m inpaint.evaluate`` over ``conf/evaluate.yaml``.
 
 Builds the loader of the configured split, evaluates a checkpoint (:func:`inpaint.evaluation.evaluate`) and writes the
-report into the run directory. :func:`find_latest_checkpoint` (the newest checkpoint of the default experiment) and
-:func:`project_root` let notebooks and the web page find it from wherever they start.
+report into the run directory. Without ``ckpt_path`` the checkpoint is the newest of the default experiment
+(:func:`inpaint.runs.find_latest_checkpoint`, as for the page and the notebook).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from inpaint.config import compose, to_plain
 from inpaint.evaluation.loop import Batch, evaluate
 from inpaint.evaluation.report import EvaluationReport
 from inpaint.io import describe_os_error, ensure_writable_dir
+from inpaint.runs import find_latest_checkpoint
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -29,9 +30,7 @@ __all__ = [
     "build_eval_loader",
     "check_settings",
     "chosen_checkpoint",
-    "find_latest_checkpoint",
     "load_config",
-    "project_root",
     "run",
 ]
 
@@ -74,58 +73,6 @@ def load_config(overrides: Sequence[str] = ()) -> DictConfig:
     Without a Hydra run there is no run directory, so pass ``output_dir=...`` among the overrides.
     """
     return compose("evaluate", overrides)
-
-
-PROJECT_DIR_ENV = "INPAINT_PROJECT_DIR"
-
-
-def project_root(start: str | Path | None = None) -> Path:
-    """The project directory whose ``outputs/`` holds the runs, wherever the caller runs (a notebook's kernel runs
-    in ``notebooks/``): ``$INPAINT_PROJECT_DIR`` if set, else the nearest directory at or above ``start`` (default:
-    the working directory) that holds ``pyproject.toml`` and ``conf/``, else ``start`` itself."""
-    if os.environ.get(PROJECT_DIR_ENV):
-        return Path(os.environ[PROJECT_DIR_ENV]).expanduser().resolve()
-    here = Path(start if start is not None else Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / "pyproject.toml").is_file() and (folder / "conf").is_dir():
-            return folder
-    return here
-
-
-# Where `python -m inpaint.train` (the default experiment, task_name=train) keeps its runs, relative to outputs/. The
-# installation check (+experiment=smoke) and sweeps write elsewhere, so their models never become the default.
-DEFAULT_RUNS = "train/runs"
-
-
-def find_latest_checkpoint(root: str | Path | None = None) -> Path:
-    """The newest ``last.ckpt`` of the default experiment: ``<root>/train/runs/*/checkpoints/last.ckpt`` by the time
-    it was written, with ``root`` the :func:`project_root`'s ``outputs/`` by default (what ``make train`` writes).
-
-    The one search behind every "newest checkpoint" default of the evaluation and the page (``python -m
-    inpaint.evaluate`` without ``ckpt_path``, ``python -m inpaint.app`` without ``--ckpt``, the notebook). Other
-    experiments (``+experiment=smoke``: the installation check) and multiruns are never picked: name them.
-
-    Raises:
-        FileNotFoundError: no such checkpoint; the message says where it looked, names a checkpoint of another
-            experiment if there is one, and how to get or choose one.
-    """
-    outputs = Path(root) if root is not None else project_root() / "outputs"
-    runs = outputs / DEFAULT_RUNS
-    found = [p for p in runs.glob("*/checkpoints/last.ckpt") if p.is_file()]
-    if found:
-        return max(found, key=lambda p: p.stat().st_mtime)
-    others = sorted(outputs.glob("**/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
-    other = (
-        f"; {len(others)} checkpoint(s) of other experiments are not used by default, the newest: {others[-1]} "
-        "(name it to use it)"
-        if others
-        else ""
-    )
-    raise FileNotFoundError(
-        f"no checkpoint of the default experiment ({DEFAULT_RUNS}/*/checkpoints/last.ckpt) under "
-        f"{outputs.resolve()}{other}. Train one with `make train`, or name one (evaluate ckpt_path=<file>, "
-        f"app --ckpt <file>), or set ${PROJECT_DIR_ENV} to the project directory"
-    )
 
 
 class OutputDirError(OSError):
@@ -176,7 +123,8 @@ def check_settings(cfg: DictConfig) -> None:
 def run(cfg: DictConfig) -> EvaluationReport:
     """Evaluate as configured by ``conf/evaluate.yaml`` and write the report into ``cfg.output_dir``.
 
-    Without ``ckpt_path`` the newest checkpoint of the default experiment (:func:`find_latest_checkpoint`); the
+    Without ``ckpt_path`` the newest checkpoint of the default experiment
+    (:func:`~inpaint.runs.find_latest_checkpoint`); the
     checkpoint used is logged either way.
 
     Raises:

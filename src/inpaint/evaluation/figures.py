@@ -1,10 +1,10 @@
-"""Figures: labelled image grids (evaluation examples, training snapshots), metrics per hole-ratio bin, and the
-learning curve every training run writes. Images are (3, H, W) tensors in [0, 1]; grids come back as uint8 arrays.
+"""Figures: labelled image grids (evaluation examples, training snapshots) and the learning curve every training run
+writes. Images are (3, H, W) tensors in [0, 1]; grids come back as uint8 arrays. The report's own figure (metrics per
+hole-ratio bin) is :func:`inpaint.evaluation.report.plot_metrics_per_bin`: this module knows nothing of reports.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -14,9 +14,7 @@ import torch
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from inpaint.evaluation.report import EvaluationReport
-
-__all__ = ["image_grid", "plot_learning_curve", "plot_metrics_per_bin"]
+__all__ = ["image_grid", "plot_learning_curve"]
 
 
 def image_grid(
@@ -31,8 +29,16 @@ def image_grid(
     visible as they are) to keep labels legible; ``min_tile=0`` keeps the native size. Non-finite values (a diverged
     network) are shown black.
 
+    Two 4x4 tiles side by side, native size, no labels: a 2-pixel white border around and between them.
+
     >>> image_grid([[torch.zeros(3, 4, 4), torch.ones(3, 4, 4)]], min_tile=0).shape
-    (12, 12, 3)
+    (10, 14, 3)
+
+    Labels add a header and a caption line per row; tiles below ``min_tile`` pixels are enlarged 48x here.
+
+    >>> grid = image_grid([[torch.zeros(3, 4, 4)]], col_labels=["input"], row_labels=["#0"])
+    >>> grid.shape, grid.dtype
+    ((234, 200, 3), dtype('uint8'))
     """
     from PIL import Image, ImageDraw, ImageFont
 
@@ -63,45 +69,6 @@ def image_grid(
 def _to_uint8(image: torch.Tensor) -> np.ndarray:
     pixels = torch.nan_to_num(image.detach().float(), nan=0.0, posinf=1.0, neginf=0.0).clamp(0, 1)
     return pixels.mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-
-
-def plot_metrics_per_bin(report: EvaluationReport, metrics: Sequence[str] = ("psnr", "ssim")) -> Figure:
-    """Line plot of each metric per hole-ratio bin, one line per method, with its confidence interval shaded where
-    the report has intervals (needs matplotlib)."""
-    import matplotlib.pyplot as plt
-
-    from inpaint.evaluation.report import DISPLAY, METHOD_LABELS, OVERALL
-
-    bins = [g for g in report.groups if g != OVERALL]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.5), squeeze=False)
-    for ax, metric in zip(axes[0], metrics, strict=True):
-        header, scale, _, _ = DISPLAY[metric]
-        for method in report.methods:
-            ys = [report.summary[method].get(b, {}).get(metric, math.nan) * scale for b in bins]
-            (line,) = ax.plot(bins, ys, marker="o", label=METHOD_LABELS.get(method, method))
-            band = _interval_band(report, method, metric, bins)
-            if band is not None:
-                ax.fill_between(
-                    bins, band[0] * scale, band[1] * scale, color=line.get_color(), alpha=0.15, lw=0
-                )
-        ax.set_xlabel("hole ratio (%)")
-        ax.set_title(header)
-        ax.grid(alpha=0.3)
-    axes[0][0].legend()
-    fig.tight_layout()
-    return fig
-
-
-def _interval_band(
-    report: EvaluationReport, method: str, metric: str, bins: Sequence[str]
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """Low and high ends per bin (NaN where a bin has no interval), or None when the report has none at all."""
-    cells = [report.intervals.get(method, {}).get(b, {}).get(metric) for b in bins]
-    if not any(cells):
-        return None
-    low = np.array([c["low"] if c else math.nan for c in cells], dtype=float)
-    high = np.array([c["high"] if c else math.nan for c in cells], dtype=float)
-    return low, high
 
 
 def plot_learning_curve(

@@ -20,9 +20,10 @@ from torch import nn
 
 from inpaint.data.masks.ratio import BIN_NAMES, hole_ratio_bin
 from inpaint.evaluation.baselines import BASELINES, inpaint_opencv_batch
+from inpaint.evaluation.methods import METHOD_LABELS, MODEL_METHOD
 from inpaint.evaluation.metrics import COLOUR_BIAS, BinnedImageMetrics, hole_colour_bias, image_metrics
 from inpaint.evaluation.perceptual import WEIGHT_MODES, build_fid, build_lpips
-from inpaint.evaluation.report import METHOD_LABELS, MODEL_METHOD, OVERALL, EvaluationReport, Example
+from inpaint.evaluation.report import OVERALL, EvaluationReport, Example
 from inpaint.evaluation.stats import BootstrapSettings
 
 if TYPE_CHECKING:

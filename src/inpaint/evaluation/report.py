@@ -15,25 +15,23 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from inpaint.data.masks.ratio import BIN_NAMES
 from inpaint.evaluation.figures import image_grid
+from inpaint.evaluation.methods import METHOD_LABELS, MODEL_METHOD
 from inpaint.evaluation.metrics import BASE_METRICS, COLOUR_BIAS
 from inpaint.evaluation.stats import MIN_IMAGES, BootstrapSettings, bootstrap_report
 from inpaint.io import write_png_atomic, write_text_atomic
 
-__all__ = ["COLOUR_BIAS", "METHOD_LABELS", "MODEL_METHOD", "OVERALL", "EvaluationReport", "Example"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
-MODEL_METHOD = "pconv"
-METHOD_LABELS: dict[str, str] = {
-    MODEL_METHOD: "PConv U-Net",
-    "telea": "Telea (OpenCV)",
-    "navier_stokes": "Navier-Stokes (OpenCV)",
-}
+__all__ = ["COLOUR_BIAS", "OVERALL", "EvaluationReport", "Example", "plot_metrics_per_bin"]
+
 OVERALL = "all"
 # How each metric is shown in the Markdown table: header, scale, decimals, whether lower is better.
 DISPLAY: dict[str, tuple[str, float, int, bool]] = {
@@ -369,6 +367,43 @@ class EvaluationReport:
                 write_png_atomic(path, self.example_grid(which))
                 written[f"examples_{which}"] = path
         return written
+
+
+def plot_metrics_per_bin(report: EvaluationReport, metrics: Sequence[str] = ("psnr", "ssim")) -> Figure:
+    """Line plot of each metric per hole-ratio bin, one line per method, with its confidence interval shaded where
+    the report has intervals (needs matplotlib)."""
+    import matplotlib.pyplot as plt
+
+    bins = [g for g in report.groups if g != OVERALL]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.5), squeeze=False)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        header, scale, _, _ = DISPLAY[metric]
+        for method in report.methods:
+            ys = [report.summary[method].get(b, {}).get(metric, math.nan) * scale for b in bins]
+            (line,) = ax.plot(bins, ys, marker="o", label=METHOD_LABELS.get(method, method))
+            band = _interval_band(report, method, metric, bins)
+            if band is not None:
+                ax.fill_between(
+                    bins, band[0] * scale, band[1] * scale, color=line.get_color(), alpha=0.15, lw=0
+                )
+        ax.set_xlabel("hole ratio (%)")
+        ax.set_title(header)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend()
+    fig.tight_layout()
+    return fig
+
+
+def _interval_band(
+    report: EvaluationReport, method: str, metric: str, bins: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Low and high ends per bin (NaN where a bin has no interval), or None when the report has none at all."""
+    cells = [report.intervals.get(method, {}).get(b, {}).get(metric) for b in bins]
+    if not any(cells):
+        return None
+    low = np.array([c["low"] if c else math.nan for c in cells], dtype=float)
+    high = np.array([c["high"] if c else math.nan for c in cells], dtype=float)
+    return low, high
 
 
 def _group_label(group: str) -> str:

@@ -20,8 +20,8 @@ from pytorch_lightning.utilities import rank_zero_only
 from inpaint.data.masks.ratio import BIN_NAMES
 from inpaint.evaluation.baselines import BASELINES, inpaint_opencv_batch
 from inpaint.evaluation.figures import image_grid, plot_learning_curve
+from inpaint.evaluation.methods import METHOD_LABELS
 from inpaint.evaluation.metrics import BinnedImageMetrics
-from inpaint.evaluation.report import METHOD_LABELS
 from inpaint.io import atomic_output, write_png_atomic, write_text_atomic
 from inpaint.losses import composite
 from inpaint.training.preemption import PreemptionCheckpoint

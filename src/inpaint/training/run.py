@@ -20,6 +20,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from inpaint.checkpoint import load_checkpoint
 from inpaint.config import ConfigError, check_arg_types, instantiate_list, print_config_tree, to_plain
 from inpaint.io import write_text_atomic
+from inpaint.runs import LAST_CHECKPOINT, last_checkpoints
 from inpaint.training.callbacks import LoggingStep
 from inpaint.training.loggers import CSVLogger
 from inpaint.training.preemption import PreemptionCheckpoint, cluster_plugins
@@ -38,7 +39,7 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
     Raises:
         ConfigError: the file does not exist, or ``last`` found nothing; the message names where it looked.
     """
-    own = output_dir / "checkpoints" / "last.ckpt"
+    own = output_dir / LAST_CHECKPOINT
     if not ckpt_path:
         if own.is_file():
             log.warning(
@@ -55,13 +56,13 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
     if own.is_file():
         return str(own)
     runs = output_dir.parent
-    found = [p for p in runs.glob("*/checkpoints/last.ckpt") if output_dir not in p.parents]
+    found = last_checkpoints(runs, exclude=output_dir)
     if not found:
         raise ConfigError(
             f"ckpt_path=last: no {own} and no */checkpoints/last.ckpt in {runs}; pass ckpt_path=<file> or "
             "hydra.run.dir=<the run to resume>"
         )
-    newest = max(found, key=lambda p: p.stat().st_mtime)
+    newest = found[0]
     log.warning("ckpt_path=last: resuming the newest run of this task, %s", newest)
     return str(newest)
 
