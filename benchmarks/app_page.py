@@ -372,7 +372,7 @@ def measure(
     clicks: list[float] = []
     try:
         with (
-            serve_app(ckpt, work, "--max-side", str(max(width, height)), src=src) as (url, _),
+            serve_app(ckpt, work, "--max-upload-side", str(max(width, height)), src=src) as (url, _),
             chromium(browser, driver, work / "downloads") as wd,
         ):
             wd.get(url)
@@ -402,7 +402,8 @@ def breakdown(width: int, height: int, repeats: int = 3) -> list[tuple[str, floa
     from gradio import processing_utils
     from PIL import Image
 
-    from inpaint.app import PREVIEW_SIDE, preview, write_preview
+    from inpaint.app import PREVIEW_SIDE, write_preview
+    from inpaint.photos import preview
 
     work = Path(tempfile.mkdtemp(prefix="inpaint-app-breakdown-"))
     photo = np.asarray(Image.open(camera_photo(work / "photo.jpg", width, height)).convert("RGB"))
@@ -428,7 +429,7 @@ def breakdown(width: int, height: int, repeats: int = 3) -> list[tuple[str, floa
             "full-size PNG of one result (x3)",
             lambda: processing_utils.save_img_array_to_cache(photo, str(work), "png"),
         ),
-        (f"the editor's photo: downscaled to {PREVIEW_SIDE} px", lambda: preview(photo)),
+        (f"the editor's photo: downscaled to {PREVIEW_SIDE} px", lambda: preview(photo, PREVIEW_SIDE)),
         (
             f"one result's {PREVIEW_SIDE} px preview PNG, as the page writes it (x3)",
             lambda: write_preview(photo, work / "p.png"),

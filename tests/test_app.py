@@ -1,6 +1,7 @@
-"""The inpainting page's pure steps (no browser): photo loading and size limits, the mask from the editor's layers,
-the three methods with timings, the result file, checkpoint choice, the CLI's error paths, and that nothing outside
-``inpaint.app`` imports Gradio. The browser test is ``test_app_browser.py``."""
+"""The inpainting page's own steps (no browser): the three methods with timings, the result file, checkpoint choice,
+the CLI's error paths, and that nothing outside ``inpaint.app`` imports Gradio. The browser test is
+``test_app_browser.py``; the photos and the painted mask the page reads are ``test_photos.py`` and
+``test_hole_masks.py``."""
 
 from __future__ import annotations
 
@@ -16,14 +17,9 @@ from PIL import Image
 
 from inpaint import Inpainter
 from inpaint.app import (
-    ALPHA_HOLE_THRESHOLD,
     METHODS,
     NO_MODEL_HELP,
-    InputError,
     build_app,
-    check_photo_size,
-    hole_mask_from_editor,
-    load_photo,
     main,
     resolve_checkpoint,
     run_methods,
@@ -31,6 +27,7 @@ from inpaint.app import (
     timings_markdown,
     write_result_png,
 )
+from tests.test_hole_masks import editor_value, painted_layer
 
 H, W = 37, 53
 
@@ -43,111 +40,6 @@ def inpainter(tmp_path_factory: pytest.TempPathFactory, tiny) -> Inpainter:
 @pytest.fixture
 def image() -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, (H, W, 3), dtype=np.uint8)
-
-
-def _layer(hole: np.ndarray, alpha: int = 255, color: tuple[int, int, int] = (255, 0, 255)) -> np.ndarray:
-    """An editor layer (RGBA) with paint of ``alpha`` where ``hole``; RGB is 0 under alpha 0, as the canvas exports."""
-    layer = np.zeros((*hole.shape, 4), np.uint8)
-    layer[hole] = (*color, alpha)
-    return layer
-
-
-def _editor(image: np.ndarray, *layers: np.ndarray) -> dict[str, object]:
-    return {"background": np.dstack([image, np.full(image.shape[:2], 255, np.uint8)]), "layers": list(layers)}
-
-
-# ------------------------------------------------------------------------------------------------ photo + size
-
-
-def test_check_photo_size_limit_is_inclusive() -> None:
-    check_photo_size(4096, 10, 4096)
-    with pytest.raises(InputError, match=r"4097x10 pixels.*up to 4096 pixels on the longer side.*--max-side"):
-        check_photo_size(4097, 10, 4096)
-    with pytest.raises(InputError, match="10x300"):
-        check_photo_size(10, 300, 299)
-
-
-def test_load_photo_roundtrip_and_grayscale(tmp_path: Path, image: np.ndarray) -> None:
-    Image.fromarray(image).save(tmp_path / "a.png")
-    assert np.array_equal(load_photo(tmp_path / "a.png"), image)
-    Image.fromarray(image[..., 0]).save(tmp_path / "g.png")
-    gray = load_photo(tmp_path / "g.png")
-    assert gray.shape == (H, W, 3) and np.array_equal(gray[..., 2], image[..., 0])
-
-
-@pytest.mark.parametrize("content", [b"", b"not an image at all", b"\x89PNG\r\n\x1a\n" + b"\0" * 40])
-def test_load_photo_unreadable_names_the_file_not_the_folder(tmp_path: Path, content: bytes) -> None:
-    bad = tmp_path / "secret_dir" / "holiday.png"
-    bad.parent.mkdir()
-    bad.write_bytes(content)
-    with pytest.raises(InputError, match=r"^Could not read holiday\.png as an image\. Upload a photo") as e:
-        load_photo(bad)
-    assert "secret_dir" not in str(e.value)
-
-
-def test_load_photo_too_large_is_refused_before_decoding(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    Image.new("RGB", (300, 20)).save(tmp_path / "wide.png")
-    calls = []
-    monkeypatch.setattr("inpaint.data.imageio.load_rgb", lambda *a, **k: calls.append(a))
-    with pytest.raises(InputError, match=r"300x20 pixels.*up to 256 pixels"):
-        load_photo(tmp_path / "wide.png", max_side=256)
-    assert calls == []
-
-
-def test_load_photo_decompression_bomb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    Image.new("RGB", (64, 64)).save(tmp_path / "big.png")
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 64x64 > 2x the limit: PIL refuses to open it
-    with pytest.raises(InputError, match="far larger than this page accepts"):
-        load_photo(tmp_path / "big.png")
-
-
-# ---------------------------------------------------------------------------------------------------- the mask
-
-
-def test_mask_is_where_a_layer_has_paint(image: np.ndarray, tiny) -> None:
-    hole = tiny.hole_mask(H, W, 0.2, seed=1) > 0
-    assert np.array_equal(hole_mask_from_editor(_editor(image, _layer(hole)), (H, W)), hole)
-    # The colour does not matter, the alpha does: semi-transparent paint counts, faint eraser residue does not.
-    assert np.array_equal(hole_mask_from_editor(_editor(image, _layer(hole, 150, (0, 0, 0))), (H, W)), hole)
-    residue = _layer(~hole, ALPHA_HOLE_THRESHOLD)
-    assert np.array_equal(hole_mask_from_editor(_editor(image, _layer(hole), residue), (H, W)), hole)
-
-
-def test_mask_is_the_union_of_layers(image: np.ndarray, tiny) -> None:
-    a = tiny.hole_mask(H, W, 0.1, seed=2) > 0
-    b = tiny.hole_mask(H, W, 0.1, seed=3) > 0
-    assert np.array_equal(hole_mask_from_editor(_editor(image, _layer(a), _layer(b)), (H, W)), a | b)
-
-
-def test_mask_from_a_scaled_canvas_is_resized_to_the_photo(image: np.ndarray) -> None:
-    small = np.zeros((H, W), bool)
-    small[10:20, 5:30] = True
-    big = np.repeat(np.repeat(small, 2, axis=0), 2, axis=1)  # the canvas at twice the photo's size
-    out = hole_mask_from_editor(_editor(image, _layer(big)), (H, W))
-    assert out.dtype == bool and np.array_equal(out, small)
-
-
-@pytest.mark.parametrize(
-    "value, message",
-    [
-        (None, "no photo in the editor"),
-        ({"background": None, "layers": []}, "no photo in the editor"),
-        ("empty", "Nothing is painted"),
-        ("rgb", "Nothing is painted"),
-        ("all", "The whole photo is painted"),
-    ],
-)
-def test_mask_errors(image: np.ndarray, value: object, message: str) -> None:
-    if value == "empty":
-        value = _editor(image, _layer(np.zeros((H, W), bool)))
-    elif value == "rgb":  # a layer without alpha cannot hold strokes
-        value = _editor(image, np.full((H, W, 3), 255, np.uint8))
-    elif value == "all":
-        value = _editor(image, _layer(np.ones((H, W), bool)))
-    with pytest.raises(InputError, match=message):
-        hole_mask_from_editor(value, (H, W))  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------------------------------ methods and output
@@ -224,7 +116,7 @@ def _markdown_values(demo: object) -> str:
 
 def test_page_says_which_model_and_limit(inpainter: Inpainter, tmp_path: Path) -> None:
     text = _markdown_values(
-        build_app(inpainter, Path("runs/x/last.ckpt"), max_side=2048, results_dir=tmp_path)
+        build_app(inpainter, Path("runs/x/last.ckpt"), max_upload_side=2048, results_dir=tmp_path)
     )
     assert "Model: `runs/x/last.ckpt`" in text and "**2048 px**" in text
 
@@ -249,7 +141,7 @@ def test_export_loads_in_the_page(inpainter: Inpainter, tmp_path: Path, image: n
     [
         (["--ckpt", "missing.ckpt"], "cannot load the model from missing.ckpt"),
         (["--ckpt", "junk.ckpt"], "cannot load the model from junk.ckpt"),
-        (["--max-side", "4"], "--max-side must be at least 16"),
+        (["--max-upload-side", "4"], "--max-upload-side must be at least 16"),
     ],
 )
 def test_cli_errors_are_one_line(
@@ -280,7 +172,7 @@ def test_inference_options_reach_the_model_and_the_page(
 ) -> None:
     from inpaint.app import _load_inpainter, _parser
     from inpaint.checkpoint import save_weights
-    from inpaint.predict import inference_options
+    from inpaint.cli import inference_options
 
     export = save_weights(tmp_path / "w.safetensors", inpainter.model, inpainter.config)
     args = _parser().parse_args(["--self-ensemble", "2", "--coarse-beyond", "1", "--poisson-blend", "1"])
@@ -300,7 +192,7 @@ def test_inference_options_reach_the_model_and_the_page(
 def _page(inpainter: Inpainter | None, tmp_path: Path):
     from inpaint.app import _Page
 
-    return _Page(inpainter, max_side=4096, results_dir=tmp_path / "results")
+    return _Page(inpainter, max_upload_side=4096, results_dir=tmp_path / "results")
 
 
 class _Request:
@@ -325,7 +217,7 @@ def test_large_photo_travels_as_previews_and_downloads_at_full_resolution(
     ph, pw = editor["background"].shape[:2]
     stroke = np.zeros((ph, pw), bool)
     stroke[ph // 3 : ph // 3 + 20, pw // 4 : pw // 2] = True
-    out = page.on_run(state, {**editor, "layers": [_layer(stroke)]}, _Request(), lambda *a, **k: None)
+    out = page.on_run(state, {**editor, "layers": [painted_layer(stroke)]}, _Request(), lambda *a, **k: None)
     previews = [np.asarray(Image.open(o["value"])) for o in out[:3]]
     download = Path(out[4]["value"])
     assert all(max(p.shape[:2]) == PREVIEW_SIDE for p in previews)  # what the browser loads after a fill
@@ -351,6 +243,20 @@ def test_picking_a_sample_clears_the_upload_box_and_an_upload_clears_the_sample(
     assert shown[1] is None and shown[2]["stem"] == "mine"  # the dropdown no longer names the sample
 
 
+def test_an_unreadable_upload_is_a_warning_naming_the_file_not_the_server_folder(
+    inpainter: Inpainter, tmp_path: Path
+) -> None:
+    upload = tmp_path / "gradio_cache" / "holiday.png"  # Gradio keeps an upload under its own name
+    upload.parent.mkdir()
+    upload.write_bytes(b"not an image at all")
+    with pytest.warns(UserWarning) as caught:  # gr.Warning outside a running page is a Python warning
+        shown = _page(inpainter, tmp_path).show_photo(str(upload))
+    messages = [str(w.message) for w in caught]
+    assert any("Could not read holiday.png as an image" in m for m in messages), messages
+    assert not any("gradio_cache" in m for m in messages)
+    assert shown[0] is None  # the upload box is cleared for the next try
+
+
 def test_painting_almost_everything_warns_on_the_page_and_in_the_api(
     inpainter: Inpainter, image: np.ndarray, tmp_path: Path
 ) -> None:
@@ -368,7 +274,7 @@ def test_painting_almost_everything_warns_on_the_page_and_in_the_api(
     page = _page(inpainter, tmp_path)
     state = {"image": image, "stem": "x"}
     with pytest.warns(UserWarning) as caught:  # gr.Warning outside a running page is a Python warning
-        page.on_run(state, _editor(image, _layer(hole)), _Request(), lambda *a, **k: None)
+        page.on_run(state, editor_value(image, painted_layer(hole)), _Request(), lambda *a, **k: None)
     messages = [str(w.message) for w in caught]
     assert any("You painted" in m for m in messages)
     assert not any(

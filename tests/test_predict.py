@@ -493,7 +493,7 @@ def test_lossy_output_format_is_said(
 def test_exact_formats_keep_known_pixels_bit_identical(
     ckpt: Path, tmp_path: Path, pair, capsys: pytest.CaptureFixture[str], fmt: str
 ) -> None:
-    from inpaint.predict import EXACT_FORMATS
+    from inpaint.photos import EXACT_FORMATS
 
     assert fmt in EXACT_FORMATS
     image, hole = pair
@@ -531,7 +531,7 @@ def test_16_bit_photo_comes_back_16_bit_as_png_and_tiff(
 def test_16_bit_reader_turns_photos_as_pil_does() -> None:
     from PIL import ImageOps
 
-    from inpaint.predict import _exif_orient
+    from inpaint.photos import exif_orient
 
     arr = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
     for orientation in range(1, 9):
@@ -540,7 +540,7 @@ def test_16_bit_reader_turns_photos_as_pil_does() -> None:
         exif[0x0112] = orientation
         im.info["exif"] = exif.tobytes()
         expected = np.asarray(ImageOps.exif_transpose(im))
-        assert np.array_equal(_exif_orient(arr, orientation), expected), orientation
+        assert np.array_equal(exif_orient(arr, orientation), expected), orientation
 
 
 def test_mostly_hole_mask_warns_and_hints_invert(

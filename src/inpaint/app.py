@@ -5,16 +5,17 @@ fill with OpenCV's Telea and Navier-Stokes inpainting, each with the time it too
 full-resolution PNG. Built on Gradio (the optional ``app`` extra); nothing else in the package imports it.
 
     python -m inpaint.app                          # newest outputs/train/runs/*/checkpoints/last.ckpt, port 7860
-    python -m inpaint.app --ckpt pconv.safetensors --port 8000 --max-side 2048
+    python -m inpaint.app --ckpt pconv.safetensors --port 8000 --max-upload-side 2048
 
 The page works on the photo exactly as uploaded: the editor only supplies the painted strokes (their alpha is the
 hole), and the fill comes from :class:`~inpaint.inference.Inpainter`, so known pixels come back bit-identical and the
 result has the photo's size. What travels to the browser is screen-sized: the editor and the three results show
 previews of at most :data:`PREVIEW_SIDE` pixels (the strokes are scaled back to the photo), and only the download is
 the full-resolution PNG (sending and re-encoding full-size images took most of the time from click to result for large
-photos: benchmarks/RESULTS.md). The pure steps (photo loading and size checks, mask extraction, the three methods
-with timings, previews and the result file) are plain functions, tested without a browser; :func:`build_app` only
-wires them to widgets.
+photos: benchmarks/RESULTS.md). The files are the library's: photos and their size limit (:mod:`inpaint.photos`), the
+painted hole (:mod:`inpaint.hole_masks`), the default model (:mod:`inpaint.runs`). Here are the page's own steps (the
+three methods with timings, the result file and previews), plain functions tested without a browser, and
+:func:`build_app`, which wires them to widgets.
 """
 
 from __future__ import annotations
@@ -36,14 +37,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import cv2
 import numpy as np
-from PIL import Image
 
 from inpaint.checkpoint import CheckpointError
+from inpaint.cli import add_inference_options, inference_options, path_argument
+from inpaint.evaluation.methods import METHOD_LABELS, MODEL_METHOD
+from inpaint.hole_masks import hole_mask_from_editor
 from inpaint.inference import INFERENCE_DEFAULTS, SuspiciousMaskWarning, suspicious_mask
-from inpaint.io import atomic_output
-from inpaint.predict import add_inference_options, inference_options, path_argument
+from inpaint.io import InputError
+from inpaint.photos import load_photo, preview, write_png
 
 try:
     # A module global (not a local import): Gradio reads the handlers' type hints (`request: gr.Request`) to decide
@@ -56,16 +58,11 @@ if TYPE_CHECKING:
     from inpaint.inference import Inpainter
 
 __all__ = [
-    "DEFAULT_MAX_SIDE",
-    "InputError",
+    "MAX_UPLOAD_SIDE",
     "PREVIEW_SIDE",
     "MethodResult",
     "build_app",
-    "check_photo_size",
-    "hole_mask_from_editor",
-    "load_photo",
     "main",
-    "preview",
     "resolve_checkpoint",
     "run_methods",
     "sample_photos",
@@ -76,18 +73,14 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_SIDE = 4096  # px on the longer side: a 16-megapixel photo; bigger ones are refused with a message
+# The largest photo the page accepts, in px on the longer side (--max-upload-side): a 16-megapixel photo; bigger
+# ones are refused with a message. Not the working resolution of the network (inference.DEFAULT_MAX_SIDE).
+MAX_UPLOAD_SIDE = 4096
 # Longest side of what the page sends to the browser (the editor's photo, the three results): about the editor's width
 # on the screen. Encoding a 4096x2731 photo as PNG takes seconds (then sending and decoding it); a preview of this
 # size about a tenth of a second (benchmarks/RESULTS.md). The download is always the full-resolution PNG.
 PREVIEW_SIDE = 1024
-# zlib level of the PNGs the page writes (the download, the previews): level 1 writes a photo several times faster
-# than PIL's default 6, for a somewhat larger file (lossless either way).
-DOWNLOAD_PNG_LEVEL = 1
 DEFAULT_PORT = 7860
-# Stroke pixels whose alpha is at most this are not hole: the eraser and the brush's anti-aliased rim can leave
-# near-invisible alpha that the user does not see as paint.
-ALPHA_HOLE_THRESHOLD = 8
 # Uploads above this are refused by Gradio: a 4096 px PNG is at most ~50 MB, so bigger files are not photos we accept.
 MAX_UPLOAD = "200mb"
 # Uploads and results live in a temporary directory that is removed on exit; while running, Gradio deletes files
@@ -95,18 +88,13 @@ MAX_UPLOAD = "200mb"
 CACHE_SWEEP_S, CACHE_AGE_S = 300, 3600
 # The brush: a colour photos rarely have, half transparent so that the user sees what is under the paint.
 PAINT_COLOR = "#ff00ff"
-PCONV, TELEA, NAVIER_STOKES = "PConv U-Net", "Telea (OpenCV)", "Navier-Stokes (OpenCV)"
+PCONV, TELEA, NAVIER_STOKES = (METHOD_LABELS[m] for m in (MODEL_METHOD, "telea", "navier_stokes"))
 METHODS = (PCONV, TELEA, NAVIER_STOKES)
 NO_MODEL_HELP = (
     "No trained model of the default experiment found under `outputs/train/runs/`. Train the demo model with "
     "`make train` (a few minutes on a CPU), then restart `make demo`; or start the page with "
     "`python -m inpaint.app --ckpt path/to/last.ckpt` (an exported `.safetensors` works too)."
 )
-_PIL_OPEN_ERRORS = (OSError, ValueError, SyntaxError, EOFError)
-
-
-class InputError(ValueError):
-    """An input the page cannot use; the message is one sentence for the user (no server paths)."""
 
 
 @dataclass(frozen=True)
@@ -119,94 +107,6 @@ class MethodResult:
 
 
 # ----------------------------------------------------------------------------------------------------- pure steps
-
-
-def check_photo_size(width: int, height: int, max_side: int) -> None:
-    """Raise :class:`InputError` unless the photo's longer side is at most ``max_side`` pixels."""
-    if max(width, height) > max_side:
-        raise InputError(
-            f"The photo is {width}x{height} pixels; this page accepts photos up to {max_side} pixels on the longer "
-            f"side. Resize it, or restart the page with a larger --max-side."
-        )
-
-
-def _header_size(path: Path, name: str, max_side: int) -> tuple[int, int] | None:
-    """(width, height) from the file header without decoding the pixels; None when PIL cannot even open it."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                return im.size
-    except Image.DecompressionBombError:
-        # PIL refuses to open images of hundreds of megapixels: certainly above any sensible limit.
-        raise InputError(
-            f"{name} is far larger than this page accepts ({max_side} pixels on the longer side)."
-        ) from None
-    except _PIL_OPEN_ERRORS:
-        return None
-
-
-def load_photo(
-    path: str | os.PathLike[str], max_side: int = DEFAULT_MAX_SIDE, name: str | None = None
-) -> np.ndarray:
-    """Decode an uploaded photo to (H, W, 3) uint8 RGB after checking its size from the header.
-
-    Args:
-        path: the uploaded file.
-        max_side: the largest accepted longer side in pixels.
-        name: what to call the file in messages (default: its file name, never the server-side folder).
-
-    Raises:
-        InputError: the file is not a readable image, or the photo is larger than ``max_side``.
-    """
-    from inpaint.data.imageio import ImageDecodeError, load_rgb
-
-    path = Path(path)
-    name = name or path.name
-    size = _header_size(path, name, max_side)
-    if size is not None:  # checked before decoding, so a huge photo costs no memory
-        check_photo_size(*size, max_side)
-    try:
-        image = load_rgb(path, name=name)
-    except ImageDecodeError as e:
-        log.info("unreadable upload: %s", e)
-        raise InputError(
-            f"Could not read {name} as an image. Upload a photo file (PNG, JPEG, WebP, BMP or TIFF)."
-        ) from None
-    check_photo_size(image.shape[1], image.shape[0], max_side)
-    return image
-
-
-def hole_mask_from_editor(value: dict[str, Any] | None, shape: tuple[int, int]) -> np.ndarray:
-    """The painted hole as an (H, W) bool array (True = hole) at the photo's resolution.
-
-    Args:
-        value: the ImageEditor's value ``{"background", "layers", "composite"}`` with RGBA numpy layers. The hole is
-            wherever any layer has paint (alpha above :data:`ALPHA_HOLE_THRESHOLD`), whatever its colour.
-        shape: the photo's (H, W). Layers of another size (a canvas that scaled the photo) are resized to it with
-            nearest-neighbour sampling, so the mask stays binary.
-
-    Raises:
-        InputError: no photo in the editor, nothing painted, or the whole photo painted.
-    """
-    if not value or value.get("background") is None:
-        raise InputError("There is no photo in the editor: upload a photo or pick a sample first.")
-    hole = np.zeros(shape, dtype=bool)
-    for layer in value.get("layers") or []:
-        arr = np.asarray(layer)
-        if arr.ndim != 3 or arr.shape[2] != 4:
-            continue  # a layer without alpha carries no strokes we can tell apart from the photo
-        painted = arr[..., 3] > ALPHA_HOLE_THRESHOLD
-        if painted.shape != shape:
-            painted = cv2.resize(painted.view(np.uint8), shape[::-1], interpolation=cv2.INTER_NEAREST) > 0
-        hole |= painted
-    if not hole.any():
-        raise InputError(
-            "Nothing is painted: paint over the part of the photo to fill with the brush, then run."
-        )
-    if hole.all():
-        raise InputError("The whole photo is painted: leave some of it unpainted for the fill to start from.")
-    return hole
 
 
 def run_methods(
@@ -245,35 +145,19 @@ def run_methods(
 
 
 def write_result_png(image: np.ndarray, directory: str | os.PathLike[str], stem: str) -> Path:
-    """Write ``image`` losslessly as ``directory/<stem>_pconv.png`` (atomically) and return the path."""
+    """Write ``image`` losslessly as ``directory/<stem>_pconv.png`` (atomically) and return the path; ``stem`` is the
+    user's file name, so only its letters, digits and ``-_.`` are kept."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem).strip("._") or "photo"
-    path = Path(directory) / f"{safe}_pconv.png"
-    with atomic_output(path) as tmp:
-        Image.fromarray(image).save(tmp, format="PNG", compress_level=DOWNLOAD_PNG_LEVEL)
-    return path
-
-
-def preview(image: np.ndarray, side: int = PREVIEW_SIDE) -> np.ndarray:
-    """``image`` (H, W, C) uint8 scaled down (area average) so that its longer side is at most ``side``; returned
-    as is when it already fits."""
-    h, w = image.shape[:2]
-    if max(h, w) <= side:
-        return image
-    scale = side / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    return write_png(Path(directory) / f"{safe}_pconv.png", image)
 
 
 def write_preview(image: np.ndarray, path: str | os.PathLike[str]) -> Path:
-    """Write :func:`preview` of ``image`` as a PNG (lossless, fast compression) and return its path.
+    """Write the :data:`PREVIEW_SIDE` preview of ``image`` as a PNG (lossless, fast compression); returns its path.
 
     Written here rather than by Gradio: its PNG encoder uses the default compression, several times slower for a
     photo's noise, and the page would wait for three of them after every fill.
     """
-    path = Path(path)
-    with atomic_output(path) as tmp:
-        Image.fromarray(preview(image)).save(tmp, format="PNG", compress_level=DOWNLOAD_PNG_LEVEL)
-    return path
+    return write_png(path, preview(image, PREVIEW_SIDE))
 
 
 def mask_warning(hole: np.ndarray) -> str | None:
@@ -321,7 +205,7 @@ def resolve_checkpoint(
 # --------------------------------------------------------------------------------------------------------- the page
 
 
-def _header(ckpt: Path | None, max_side: int, inpainter: Inpainter | None) -> str:
+def _header(ckpt: Path | None, max_upload_side: int, inpainter: Inpainter | None) -> str:
     model = f"Model: `{ckpt}`{_options_text(inpainter)}." if ckpt is not None else f"**{NO_MODEL_HELP}**"
     return (
         "# Inpainting with partial convolutions\n"
@@ -330,7 +214,7 @@ def _header(ckpt: Path | None, max_side: int, inpainter: Inpainter | None) -> st
         "eraser and undo.\n"
         "3. Press **Fill the hole** to compare the partial-convolution U-Net with OpenCV's Telea and "
         "Navier-Stokes.\n\n"
-        f"{model} Photos up to **{max_side} px** on the longer side are accepted. The page shows previews of at "
+        f"{model} Photos up to **{max_upload_side} px** on the longer side are accepted. The page shows previews of at "
         f"most {PREVIEW_SIDE} px; the downloaded result keeps the photo's resolution and its unpainted pixels exactly."
     )
 
@@ -355,9 +239,9 @@ def _error(message: str) -> gr.Error:
 class _Page:
     """The page's event handlers; :func:`build_app` wires them to the widgets. Errors reach the page as messages."""
 
-    def __init__(self, inpainter: Inpainter | None, max_side: int, results_dir: Path) -> None:
+    def __init__(self, inpainter: Inpainter | None, max_upload_side: int, results_dir: Path) -> None:
         self.inpainter = inpainter
-        self.max_side = max_side
+        self.max_upload_side = max_upload_side
         self.results_dir = results_dir
         self.samples = sample_photos()
 
@@ -377,12 +261,13 @@ class _Page:
         if path is None:
             return (gr.skip(),) * 9
         try:
-            image = load_photo(path, self.max_side, name=name)
+            # Named as the user knows it (the upload's own name), never by the server's path.
+            image = load_photo(path, self.max_upload_side, name=name or Path(path).name)
         except InputError as e:
             # A warning (not an exception) so that the upload widget can be cleared for the next try.
             gr.Warning(html.escape(str(e)), title="Cannot use this photo")
             return (gr.skip() if sample else None, *(gr.skip(),) * 8)
-        shown = preview(image)
+        shown = preview(image, PREVIEW_SIDE)
         editor = {"background": shown, "layers": [], "composite": shown}
         state = {"image": image, "stem": Path(name or path).stem}
         sources = (None, gr.skip()) if sample else (gr.skip(), None)
@@ -441,7 +326,7 @@ class _Page:
 def build_app(
     inpainter: Inpainter | None,
     ckpt: Path | None,
-    max_side: int = DEFAULT_MAX_SIDE,
+    max_upload_side: int = MAX_UPLOAD_SIDE,
     results_dir: str | os.PathLike[str] | None = None,
 ) -> gr.Blocks:
     """The page as a ``gr.Blocks`` (not launched).
@@ -449,20 +334,20 @@ def build_app(
     Args:
         inpainter: the model, or None when no checkpoint exists (the page then says how to get one).
         ckpt: the checkpoint's path, shown in the page.
-        max_side: photos with a longer side above this are refused.
+        max_upload_side: photos with a longer side above this are refused.
         results_dir: where result PNGs are written, one sub-folder per browser session (removed when the session
             ends); default: a fresh temporary directory.
     """
     if gr is None:
         raise ImportError("the inpainting page needs Gradio: pip install 'pconv-inpaint[app]'")
     results = Path(results_dir or tempfile.mkdtemp(prefix="inpaint-results-"))
-    page = _Page(inpainter, max_side, results)
+    page = _Page(inpainter, max_upload_side, results)
     with gr.Blocks(
         title="inpaint: partial convolutions",
         analytics_enabled=False,
         delete_cache=(CACHE_SWEEP_S, CACHE_AGE_S),
     ) as demo:
-        gr.Markdown(_header(ckpt, max_side, inpainter), elem_id="header")
+        gr.Markdown(_header(ckpt, max_upload_side, inpainter), elem_id="header")
         photo = gr.State(None)
         with gr.Row():
             with gr.Column(scale=1, min_width=260):
@@ -538,10 +423,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT})")
     p.add_argument(
-        "--max-side",
+        "--max-upload-side",
         type=int,
-        default=DEFAULT_MAX_SIDE,
-        help=f"largest accepted photo, in pixels on the longer side (default: {DEFAULT_MAX_SIDE})",
+        default=MAX_UPLOAD_SIDE,
+        help=f"largest accepted photo, in pixels on the longer side (default: {MAX_UPLOAD_SIDE}); not the network's "
+        "working resolution",
     )
     p.add_argument(
         "--device", default="auto", help="torch device: auto (cuda if available), cpu, cuda, cuda:1"
@@ -569,8 +455,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own start-up requests
-    if args.max_side < 16:
-        print(f"error: --max-side must be at least 16 pixels, got {args.max_side}", file=sys.stderr)
+    if args.max_upload_side < 16:
+        print(
+            f"error: --max-upload-side must be at least 16 pixels, got {args.max_upload_side}",
+            file=sys.stderr,
+        )
         return 2
     ckpt = resolve_checkpoint(args.ckpt)
     try:
@@ -594,7 +483,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # No telemetry or version check from a local tool (and no stall on a closed network).
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     try:
-        demo = build_app(inpainter, ckpt, args.max_side, results_dir=cache / "results")
+        demo = build_app(inpainter, ckpt, args.max_upload_side, results_dir=cache / "results")
         demo.queue(default_concurrency_limit=1)  # one fill at a time: the model uses every core
         demo.launch(
             server_name=args.host,

@@ -26,8 +26,8 @@ from pathlib import Path
 import torch
 
 from inpaint.checkpoint import CheckpointError, load_model, save_weights
+from inpaint.cli import path_argument
 from inpaint.io import atomic_output, describe_os_error
-from inpaint.predict import path_argument
 
 __all__ = ["export_program", "export_weights", "main"]
 

@@ -1,4 +1,5 @@
-"""Atomic file writing: every file the project writes appears whole or not at all.
+"""Files in and out: every file the project writes appears whole or not at all, and an input file that cannot be
+used is one :class:`InputError` naming it.
 
 A writer gets a temporary path in the target's own directory; on success the file is flushed to disk and renamed onto
 the target (``os.replace``), on error removed. Readers never see a half-written file, and an existing file is only
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
+    "InputError",
     "atomic_output",
     "blocking_file",
     "describe_os_error",
@@ -27,6 +29,11 @@ __all__ = [
     "write_png_atomic",
     "write_text_atomic",
 ]
+
+
+class InputError(ValueError):
+    """An input the user gave (a photo, a mask, a path) cannot be used. The message is meant for the user as it is:
+    it names the file and says what was expected; the tools print it as one line, the page shows it."""
 
 
 @contextlib.contextmanager
