@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make train      run the default experiment (bundled sample photos, CPU, a few minutes)"
 	@echo "make demo       interactive inpainting page on http://127.0.0.1:7860 (newest trained model)"
-	@echo "make test       full test suite"
+	@echo "make test       full test suite, and every docstring example in src/inpaint (pyproject: --doctest-modules)"
 	@echo "make test-fast  tests not marked slow"
 	@echo "make lint       ruff check + format check"
 	@echo "make format     ruff format + autofix"

@@ -167,6 +167,22 @@ def test_core_and_training_do_not_import_gradio() -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
+def test_the_module_imports_without_gradio() -> None:
+    """Gradio is an optional extra: without it the module still imports (``make test`` collects its docstring
+    examples), and only building the page says what to install."""
+    code = (
+        "import sys; sys.modules['gradio'] = None\n"
+        "import inpaint.app\n"
+        "try:\n"
+        "    inpaint.app.build_app(None, None)\n"
+        "except ImportError as e:\n"
+        "    print(e)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "pip install 'pconv-inpaint[app]'" in proc.stdout
+
+
 def test_inference_options_reach_the_model_and_the_page(
     inpainter: Inpainter, image: np.ndarray, tmp_path: Path, tiny
 ) -> None:

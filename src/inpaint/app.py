@@ -236,6 +236,11 @@ def _error(message: str) -> gr.Error:
     return gr.Error(html.escape(message), print_exception=False)
 
 
+# Gradio finds its progress tracker by this default value of a handler's argument; None without Gradio, so that the
+# module (and its docstring examples) imports without the optional extra.
+_PROGRESS = gr.Progress() if gr is not None else None
+
+
 class _Page:
     """The page's event handlers; :func:`build_app` wires them to the widgets. Errors reach the page as messages."""
 
@@ -284,7 +289,7 @@ class _Page:
         photo: dict[str, Any] | None,
         editor: dict[str, Any] | None,
         request: gr.Request,
-        progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio finds its tracker by this default)
+        progress: gr.Progress = _PROGRESS,
     ) -> tuple[Any, ...]:
         """Outputs: the three results (previews), summary, download (the full-resolution PNG)."""
         if self.inpainter is None:
