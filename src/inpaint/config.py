@@ -32,6 +32,20 @@ log = logging.getLogger(__name__)
 CONF_DIR = Path(__file__).resolve().parent / "conf"
 
 
+# Config nodes whose values the Python code owns, offered to Hydra (its ConfigStore) so that the YAML files include
+# them by name instead of restating them: `loss/weights: paper` in conf/loss/*.yaml is inpaint.losses.PAPER_WEIGHTS.
+# Stored on import: every composition (compose below, the hydra.main apps, the tests) imports this module for CONF_DIR.
+def _store_python_defaults() -> None:
+    from hydra.core.config_store import ConfigStore
+
+    from inpaint.losses.inpainting import PAPER_WEIGHTS
+
+    ConfigStore.instance().store(group="loss/weights", name="paper", node=dict(PAPER_WEIGHTS))
+
+
+_store_python_defaults()
+
+
 class ConfigError(ValueError):
     """A configuration value that cannot work; the message names the key and what is expected."""
 

@@ -108,7 +108,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)
     check_arg_types(pl.Trainer.__init__, cfg.trainer, "trainer")
     check_arg_types(_model_class(cfg.model), cfg.model, "model")
-    if cfg.get("print_config", True):
+    if cfg.print_config:
         print_config_tree(cfg, save_to=output_dir / "config_tree.yaml")
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
@@ -225,10 +225,10 @@ def _run_stages(
     before: dict[str, float] = {}
     after_fit: dict[str, float] = {}
     try:
-        if cfg.get("validate_first", False) and not ckpt_path:
+        if cfg.validate_first and not ckpt_path:
             (results,) = trainer.validate(module, datamodule=datamodule, verbose=False)
             before = {f"before/{k}": float(v) for k, v in results.items()}
-        if cfg.get("train", True):
+        if cfg.train:
             trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
             after_fit = _scalars(trainer.callback_metrics)  # a later validate/test replaces callback_metrics
             preemption = _preemption(trainer)
@@ -238,8 +238,8 @@ def _run_stages(
             if metric and metric not in trainer.callback_metrics and not trainer.interrupted:
                 # A short run can end before its first validation; sweepers need the metric of the final weights.
                 trainer.validate(module, datamodule=datamodule, verbose=False)
-        if cfg.get("test", False):
-            ckpt = "best" if cfg.get("train", True) and trainer.checkpoint_callback else ckpt_path
+        if cfg.test:
+            ckpt = "best" if cfg.train and trainer.checkpoint_callback else ckpt_path
             if datamodule.test_is_validation and ckpt == "best":
                 log.warning(
                     "Testing the checkpoint selected on validation on the same images (data.test_split = val split): "
