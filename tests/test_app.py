@@ -27,6 +27,7 @@ from inpaint.app import (
     timings_markdown,
     write_result_png,
 )
+from inpaint.inference import InferenceOptions
 from tests.test_hole_masks import editor_value, painted_layer
 
 H, W = 37, 53
@@ -188,18 +189,19 @@ def test_inference_options_reach_the_model_and_the_page(
 ) -> None:
     from inpaint.app import _load_inpainter, _parser
     from inpaint.checkpoint import save_weights
-    from inpaint.cli import inference_options
 
     export = save_weights(tmp_path / "w.safetensors", inpainter.model, inpainter.config)
     args = _parser().parse_args(["--self-ensemble", "2", "--coarse-beyond", "1", "--poisson-blend", "1"])
-    loaded = _load_inpainter(export, "cpu", **inference_options(args))
+    loaded = _load_inpainter(export, "cpu", **InferenceOptions.overrides(args))
     assert loaded is not None
-    assert (loaded.self_ensemble, loaded.coarse_beyond, loaded.poisson_blend) == (2, 1, 1.0)
+    assert loaded.options == InferenceOptions(self_ensemble=2, coarse_beyond=1, poisson_blend=1.0)
     hole = tiny.hole_mask(H, W, 0.2, seed=5) > 0
     assert not np.array_equal(loaded(image, hole), inpainter(image, hole))
     text = _markdown_values(build_app(loaded, export, results_dir=tmp_path / "r"))
     assert "(self_ensemble=2, coarse_beyond=1, poisson_blend=1)" in text
-    assert "self_ensemble" not in _markdown_values(build_app(inpainter, export, results_dir=tmp_path / "s"))
+    assert "(one pass of the network)" in _markdown_values(
+        build_app(inpainter, export, results_dir=tmp_path / "s")
+    )
 
 
 # ------------------------------------------------------------------------------- large photos, sources, warnings

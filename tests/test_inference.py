@@ -378,10 +378,11 @@ def test_coarse_beyond_leaves_the_border_ring_to_the_full_resolution_pass() -> N
     assert torch.equal(out * mask, image * mask)
 
 
-@pytest.mark.parametrize("bad", [0, -3, 2.5, True])
+@pytest.mark.parametrize("bad", [-3, 2.5, True])
 def test_coarse_beyond_is_checked(bad) -> None:
-    with pytest.raises(ValueError, match="coarse_beyond must be a positive number of pixels"):
+    with pytest.raises(ValueError, match="coarse_beyond must be a number of pixels >= 0"):
         Inpainter(_SizeTag(), coarse_beyond=bad)
+    assert Inpainter(_SizeTag(), coarse_beyond=0).options.coarse_beyond == 0  # 0 = off
 
 
 class _Offset(torch.nn.Module):

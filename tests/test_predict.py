@@ -67,10 +67,11 @@ def test_inference_options_match_the_api(
     expected = Inpainter.from_checkpoint(ckpt, coarse_beyond=4)(img, hole)
     assert np.array_equal(np.asarray(Image.open(tmp_path / "c4.png")), expected)
     with pytest.raises(SystemExit) as exit_info:
-        main([str(a) for a in args] + ["-o", str(tmp_path / "c0.png"), "--coarse-beyond", "0"])
+        main([str(a) for a in args] + ["-o", str(tmp_path / "c0.png"), "--coarse-beyond", "-1"])
     assert (
         exit_info.value.code == 2
-        and "--coarse-beyond: must be a positive number of pixels" in capsys.readouterr().err
+        and "--coarse-beyond: inference option coarse_beyond must be a number of pixels >= 0"
+        in capsys.readouterr().err
     )
     assert not (tmp_path / "c0.png").exists()
     code, err = _run(capsys, *args, "-o", tmp_path / "p.png", "--poisson-blend", "0.75")
@@ -83,7 +84,8 @@ def test_inference_options_match_the_api(
             main([str(a) for a in args] + ["-o", str(tmp_path / "p2.png"), "--poisson-blend", bad])
         assert (
             exit_info.value.code == 2
-            and "--poisson-blend: must be a number from 0 to 1" in capsys.readouterr().err
+            and "--poisson-blend: inference option poisson_blend must be a number from 0 to 1"
+            in capsys.readouterr().err
         )
     assert not (tmp_path / "p2.png").exists()
 

@@ -40,10 +40,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from inpaint.checkpoint import CheckpointError
-from inpaint.cli import add_inference_options, inference_options, path_argument
+from inpaint.cli import console_logging, path_argument
 from inpaint.evaluation.methods import METHOD_LABELS, MODEL_METHOD
 from inpaint.hole_masks import hole_mask_from_editor
-from inpaint.inference import INFERENCE_DEFAULTS, SuspiciousMaskWarning, suspicious_mask
+from inpaint.inference import InferenceOptions, SuspiciousMaskWarning, suspicious_mask
 from inpaint.io import InputError
 from inpaint.photos import load_photo, preview, write_png
 
@@ -220,10 +220,8 @@ def _header(ckpt: Path | None, max_upload_side: int, inpainter: Inpainter | None
 
 
 def _options_text(inpainter: Inpainter | None) -> str:
-    """The inference options that differ from the defaults, e.g. " (self_ensemble=8, poisson_blend=0.75)"."""
-    values = {name: getattr(inpainter, name, default) for name, default in INFERENCE_DEFAULTS.items()}
-    changed = [f"{name}={value:g}" for name, value in values.items() if value != INFERENCE_DEFAULTS[name]]
-    return f" ({', '.join(changed)})" if changed else ""
+    """The inference options in use, e.g. " (self_ensemble=8, poisson_blend=0.75)"."""
+    return f" ({inpainter.options.describe()})" if inpainter is not None else ""
 
 
 def _session_dir(results_dir: Path, request: gr.Request | None) -> Path:
@@ -437,13 +435,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--device", default="auto", help="torch device: auto (cuda if available), cpu, cuda, cuda:1"
     )
-    add_inference_options(p)
+    InferenceOptions.add_arguments(p)
     p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     return p
 
 
 def _load_inpainter(ckpt: Path | None, device: str, **options: Any) -> Inpainter | None:
-    """The page's model, or None without a checkpoint; ``options``: see :func:`inpaint.predict.inference_options`."""
+    """The page's model, or None without a checkpoint; ``options`` change what the checkpoint carries."""
     import torch
 
     from inpaint.inference import Inpainter
@@ -452,13 +450,15 @@ def _load_inpainter(ckpt: Path | None, device: str, **options: Any) -> Inpainter
         return None
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    return Inpainter.from_checkpoint(ckpt, device=device, **options)
+    inpainter = Inpainter.from_checkpoint(ckpt, device=device, **options)
+    log.info("inference options: %s", inpainter.options.describe())
+    return inpainter
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve the page until interrupted; returns the exit status (2: bad arguments or checkpoint)."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    console_logging()
     logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own start-up requests
     if args.max_upload_side < 16:
         print(
@@ -468,7 +468,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     ckpt = resolve_checkpoint(args.ckpt)
     try:
-        inpainter = _load_inpainter(ckpt, args.device, **inference_options(args))
+        inpainter = _load_inpainter(ckpt, args.device, **InferenceOptions.overrides(args))
     except (CheckpointError, RuntimeError, ValueError) as e:  # RuntimeError/ValueError: an unusable device
         if args.debug:
             traceback.print_exc()

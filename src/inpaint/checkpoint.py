@@ -53,6 +53,7 @@ __all__ = [
     "model_config",
     "model_state_dict",
     "save_weights",
+    "stored_inference_options",
 ]
 
 EXPORT_FORMAT = "inpaint-weights/1"
@@ -252,7 +253,13 @@ def _load_safetensors(path: Path) -> dict[str, Any]:
         config = json.loads(meta["model"])
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{path}: the 'model' metadata is not valid JSON: {e}") from None
-    return {"state_dict": tensors, "hyper_parameters": {"net": config}, "format": EXPORT_FORMAT}
+    inference = json.loads(meta["inference"]) if meta.get("inference") else {}
+    return {
+        "state_dict": tensors,
+        "hyper_parameters": {"net": config},
+        "format": EXPORT_FORMAT,
+        "inference": inference,
+    }
 
 
 def _net_key(ckpt: Mapping[str, Any]) -> str | None:
@@ -398,15 +405,47 @@ def load_model(
     return model.to(map_location).eval(), config
 
 
+def stored_inference_options(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The inference options a checkpoint or export carries (``ckpt["inference"]`` / the ``inference`` metadata),
+    ``{}`` for one written before they were stored. Reads no tensor data (memory-mapped or metadata only).
+
+    Raises:
+        CheckpointError: the file cannot be read (see :func:`load_checkpoint`) or the options are not a mapping.
+    """
+    path = Path(path)
+    try:
+        if _is_safetensors(path):
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt") as f:
+                text = (f.metadata() or {}).get("inference")
+            value: Any = json.loads(text) if text else {}
+        else:
+            value = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("inference", {})
+    except Exception:  # noqa: BLE001 - the one reader says what is wrong with the file
+        value = load_checkpoint(path).get("inference", {})
+    if not isinstance(value, Mapping):
+        raise CheckpointError(
+            f"{path}: its inference options are a {type(value).__name__}, expected a mapping"
+        )
+    return dict(value)
+
+
 def save_weights(
-    path: str | os.PathLike[str], model: nn.Module | Mapping[str, torch.Tensor], config: Mapping[str, Any]
+    path: str | os.PathLike[str],
+    model: nn.Module | Mapping[str, torch.Tensor],
+    config: Mapping[str, Any],
+    inference: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write the weights-only export: safetensors of the state dict + the model config as JSON metadata (atomic).
+    """Write the weights-only export: safetensors of the state dict + the model config (and the inference options
+    the model carries) as JSON metadata (atomic).
 
     Args:
         path: output file, usually ``*.safetensors``.
         model: the network or its state dict (no ``model.`` prefix).
         config: ``{"_target_": ..., **kwargs}``, validated with :func:`model_config`.
+        inference: the options chosen for this model (see :class:`inpaint.inference.InferenceOptions`); ``None`` =
+            none stored.
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
@@ -423,6 +462,8 @@ def save_weights(
     # safetensors refuses shared or non-contiguous storage; clone makes every tensor standalone.
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
     meta = {"format": EXPORT_FORMAT, "model": json.dumps(config)}
+    if inference:
+        meta["inference"] = json.dumps(dict(inference))
     path = Path(path)
     with atomic_output(path) as tmp:
         try:

@@ -1,5 +1,5 @@
 """What the command-line tools share (predict, export, the page): argument types that turn a bad value into
-argparse's one-line usage error, and the :class:`~inpaint.inference.Inpainter`'s inference flags.
+argparse's one-line usage error (the Inpainter's option flags: :meth:`inpaint.inference.InferenceOptions.add_arguments`).
 
 The tools themselves only parse their arguments and call the library; nothing here reads or writes a file.
 """
@@ -7,12 +7,39 @@ The tools themselves only parse their arguments and call the library; nothing he
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
 from pathlib import Path
-from typing import Any
 
-from inpaint.inference import INFERENCE_DEFAULTS, SELF_ENSEMBLE_SIZES
+__all__ = ["console_logging", "path_argument", "pixels", "strength"]
 
-__all__ = ["add_inference_options", "inference_options", "path_argument", "pixels", "strength"]
+
+class _CurrentStderr(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record is emitted, not the stream of the first call.
+
+    ``main()`` may run many times in one process (tests, notebooks) with ``sys.stderr`` swapped in between.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def stream(self):  # noqa: ANN201 - logging's own attribute
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:  # noqa: ANN001 - set by StreamHandler.__init__, ignored
+        pass
+
+
+def console_logging() -> None:
+    """Plain ``message`` lines at INFO on the current stderr, for the tools' progress (once per process)."""
+    root = logging.getLogger()
+    if not any(isinstance(h, _CurrentStderr) for h in root.handlers):
+        handler = _CurrentStderr()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        root.addHandler(handler)
+    root.setLevel(logging.INFO)
 
 
 def path_argument(text: str) -> Path:
@@ -62,38 +89,3 @@ def strength(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, got {text!r}")
     return value
-
-
-def add_inference_options(parser: argparse.ArgumentParser) -> None:
-    """Add the :class:`~inpaint.inference.Inpainter`'s inference options as flags (predict and the page share
-    them); :func:`inference_options` reads them back."""
-    parser.add_argument(
-        "--self-ensemble",
-        type=int,
-        choices=SELF_ENSEMBLE_SIZES,
-        default=INFERENCE_DEFAULTS["self_ensemble"],
-        help="average the fills of 1, 2, 4 or 8 flipped / rotated copies of the image (that many times slower; "
-        "default 1)",
-    )
-    parser.add_argument(
-        "--coarse-beyond",
-        type=pixels,
-        default=INFERENCE_DEFAULTS["coarse_beyond"],
-        metavar="PIXELS",
-        help="fill hole pixels farther than PIXELS from the known ones at half resolution, and let the network fill "
-        "only the ring along the hole's border (default: off)",
-    )
-    parser.add_argument(
-        "--poisson-blend",
-        type=strength,
-        default=INFERENCE_DEFAULTS["poisson_blend"],
-        metavar="STRENGTH",
-        help="shift each fill towards the known pixels along the hole's border by a smooth (harmonic) correction; "
-        "1 = Poisson blending, 0 = off (default)",
-    )
-
-
-def inference_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The keyword arguments of :meth:`Inpainter.from_checkpoint <inpaint.inference.Inpainter.from_checkpoint>`
-    given by :func:`add_inference_options`' flags."""
-    return {name: getattr(args, name) for name in INFERENCE_DEFAULTS}

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from inpaint.checkpoint import CheckpointError, load_model, save_weights
+from inpaint.checkpoint import CheckpointError, load_model, save_weights, stored_inference_options
 from inpaint.cli import path_argument
 from inpaint.io import atomic_output, describe_os_error
 
@@ -40,7 +40,7 @@ def export_weights(checkpoint: str | Path, output: str | Path | None = None) -> 
     if output.resolve() == checkpoint.resolve():
         raise ValueError(f"output {output} would overwrite the checkpoint")
     model, config = load_model(checkpoint)
-    save_weights(output, model, config)
+    save_weights(output, model, config, stored_inference_options(checkpoint))
     again, config2 = load_model(output)
     same = config2 == config and all(
         torch.equal(a, b)

@@ -33,8 +33,11 @@ pull-push average pyramid), with an :class:`UnfilledHoleWarning`.
 
 from __future__ import annotations
 
+import argparse
 import os
 import warnings
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal, overload
 
 import numpy as np
@@ -43,12 +46,12 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from inpaint.checkpoint import load_model
+from inpaint.checkpoint import load_model, stored_inference_options
 from inpaint.data.imageio import MASK_THRESHOLD, binarize_mask
 
 __all__ = [
     "DEFAULT_MAX_SIDE",
-    "INFERENCE_DEFAULTS",
+    "InferenceOptions",
     "SELF_ENSEMBLE_SIZES",
     "SUSPICIOUS_HOLE_RATIO",
     "Inpainter",
@@ -82,9 +85,6 @@ DIHEDRAL: tuple[tuple[bool, int], ...] = (
 )
 SELF_ENSEMBLE_SIZES = (1, 2, 4, 8)
 
-# The inference options of Inpainter and their defaults (all off), one list for the CLIs, the app and the reports.
-INFERENCE_DEFAULTS: dict[str, Any] = {"self_ensemble": 1, "coarse_beyond": None, "poisson_blend": 0.0}
-
 # Jacobi sweeps per level of the Poisson-blending correction (solved coarse to fine). On a linear ramp the result is
 # within one 8-bit level of the exact interpolant, across a 20x22-px hole (2e-3, tests/test_inference.py) as across a
 # 600x700-px one (3e-3); the demo's validation PSNR is the same from 10 to 400 sweeps (docs/demo.md).
@@ -95,6 +95,166 @@ HARMONIC_SWEEPS = 50
 # fill then has almost nothing to work from. Such masks are filled, with a SuspiciousMaskWarning (predict and the page
 # print it). The masks of training and evaluation stop at 60 % (NVIDIA's largest bin).
 SUSPICIOUS_HOLE_RATIO = 0.95
+
+
+FAR_FILLS = ("network", "smooth")
+
+
+def _option(help: str, convert: type, **argparse_settings: Any) -> Any:
+    """A field's metadata: its command-line help, how the flag's text becomes a value, other argparse settings."""
+    return {"help": help, "convert": convert, **argparse_settings}
+
+
+@dataclass(frozen=True)
+class InferenceOptions:
+    """How :class:`Inpainter` uses its network beyond one plain pass: one definition of each option, its default,
+    its check, its command-line flag and its line in a report (``predict``, the page and ``evaluate`` all use this).
+
+    A checkpoint carries the options that were chosen for it on validation (``python -m inpaint.tune``, or the
+    training config's ``model.inference``); :meth:`Inpainter.from_checkpoint` uses them unless told otherwise. The
+    defaults here (one plain pass) apply to a checkpoint that carries none.
+
+    >>> InferenceOptions(self_ensemble=8, poisson_blend=0.5).describe()
+    'self_ensemble=8, poisson_blend=0.5'
+    >>> InferenceOptions().describe()
+    'one pass of the network'
+    >>> InferenceOptions.from_mapping({"self_ensemble": 3}, "demo.ckpt")
+    Traceback (most recent call last):
+    ...
+    ValueError: demo.ckpt: inference option self_ensemble must be one of (1, 2, 4, 8), got 3
+    """
+
+    self_ensemble: int = field(
+        default=1,
+        metadata=_option(
+            "mean fill over this many flips / quarter turns of the image: 1 (off), 2, 4 or 8",
+            int,
+            choices=SELF_ENSEMBLE_SIZES,
+        ),
+    )
+    coarse_beyond: int = field(
+        default=0,
+        metadata=_option(
+            "hole pixels farther than this many pixels from the known ones are filled first by the far fill "
+            "(--far-fill), the network then fills the ring along the border; 0 = off",
+            int,
+            metavar="PIXELS",
+        ),
+    )
+    far_fill: str = field(
+        default="network",
+        metadata=_option(
+            "what fills the hole beyond --coarse-beyond: 'network' (its pass at half the resolution, recursively) or "
+            "'smooth' (a membrane through the known pixels: exact on flat colour and gradients, no cells)",
+            str,
+            choices=FAR_FILLS,
+        ),
+    )
+    poisson_blend: float = field(
+        default=0.0,
+        metadata=_option(
+            "0 (off) to 1: shift each fill so that it meets the known pixels along the hole's border",
+            float,
+            metavar="STRENGTH",
+        ),
+    )
+
+    def __post_init__(self) -> None:
+        for name, ok, expected in (
+            ("self_ensemble", self.self_ensemble in SELF_ENSEMBLE_SIZES, f"one of {SELF_ENSEMBLE_SIZES}"),
+            (
+                "coarse_beyond",
+                _is_int(self.coarse_beyond) and self.coarse_beyond >= 0,
+                "a number of pixels >= 0",
+            ),
+            ("far_fill", self.far_fill in FAR_FILLS, f"one of {FAR_FILLS}"),
+            (
+                "poisson_blend",
+                _is_number(self.poisson_blend) and 0 <= self.poisson_blend <= 1,
+                "a number from 0 to 1",
+            ),
+        ):
+            if not ok:
+                raise ValueError(f"inference option {name} must be {expected}, got {getattr(self, name)!r}")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any] | None, source: str | None = None) -> InferenceOptions:
+        """Options from a mapping (a checkpoint's, a config's); missing keys take the defaults.
+
+        Raises:
+            ValueError: an unknown key or a value out of range, naming ``source`` (a file, a config key).
+        """
+        values = dict(values or {})
+        names = [f.name for f in fields(cls)]
+        prefix = f"{source}: " if source else ""
+        unknown = sorted(set(values) - set(names))
+        if unknown:
+            raise ValueError(f"{prefix}unknown inference option(s) {unknown}; known: {names}")
+        if values.get("coarse_beyond", 0) is None:
+            values.pop("coarse_beyond")  # None meant "off" before 0 did
+        try:
+            return cls(**values)
+        except ValueError as e:
+            raise ValueError(f"{prefix}{e}") from None
+
+    def replace(self, **changes: Any) -> InferenceOptions:
+        """A copy with some options changed (``None`` values are ignored: "not given")."""
+        given = {k: v for k, v in changes.items() if v is not None}
+        return self.from_mapping({**self.to_dict(), **given})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def describe(self) -> str:
+        """The options that differ from one plain pass, as ``name=value``; a report's and a CLI's line."""
+        default = InferenceOptions()
+        changed = [
+            f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in self.to_dict().items()
+            if v != getattr(default, k)
+        ]
+        return ", ".join(changed) or "one pass of the network"
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """One ``--self-ensemble``-style flag per option; unset flags are ``None`` (= the checkpoint's value)."""
+        group = parser.add_argument_group("inference options (default: what the checkpoint carries)")
+        for f in fields(cls):
+            meta = dict(f.metadata)
+            parse = _flag_parser(f.name, meta.pop("convert"))
+            group.add_argument(f"--{f.name.replace('_', '-')}", default=None, type=parse, **meta)
+
+    @classmethod
+    def overrides(cls, args: argparse.Namespace) -> dict[str, Any]:
+        """The options given on a command line parsed with :meth:`add_arguments`."""
+        return {f.name: getattr(args, f.name) for f in fields(cls) if getattr(args, f.name, None) is not None}
+
+
+def _flag_parser(name: str, convert: type) -> Any:
+    """argparse ``type`` of an option's flag: the text converted and checked as the options check it, so that a
+    bad value is argparse's one-line usage error."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            value = text  # the check below names what is expected
+        try:
+            InferenceOptions(**{name: value})
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+        return value
+
+    parse.__name__ = convert.__name__  # argparse names the type in its messages
+    return parse
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 class UnfilledHoleWarning(RuntimeWarning):
@@ -328,27 +488,10 @@ class Inpainter:
         device: str | torch.device = "cpu",
         config: dict[str, Any] | None = None,
         max_side: int | None = DEFAULT_MAX_SIDE,
-        self_ensemble: int = 1,
-        coarse_beyond: int | None = None,
-        poisson_blend: float = 0.0,
+        options: InferenceOptions | None = None,
+        **option_values: Any,
     ) -> None:
-        if self_ensemble not in SELF_ENSEMBLE_SIZES:
-            raise ValueError(f"self_ensemble must be one of {SELF_ENSEMBLE_SIZES}, got {self_ensemble!r}")
-        if coarse_beyond is not None and (
-            isinstance(coarse_beyond, bool) or not isinstance(coarse_beyond, int) or coarse_beyond < 1
-        ):
-            raise ValueError(
-                f"coarse_beyond must be a positive number of pixels or None, got {coarse_beyond!r}"
-            )
-        if (
-            isinstance(poisson_blend, bool)
-            or not isinstance(poisson_blend, (int, float))
-            or not 0 <= poisson_blend <= 1
-        ):
-            raise ValueError(f"poisson_blend must be a number from 0 (off) to 1, got {poisson_blend!r}")
-        self.self_ensemble = self_ensemble
-        self.coarse_beyond = coarse_beyond
-        self.poisson_blend = float(poisson_blend)
+        self.options = (options or InferenceOptions()).replace(**option_values)
         self.device = torch.device(device)
         # channels_last: faster convolutions and less memory (benchmarks/RESULTS.md: 665 -> 585 ms, 416 -> 316 MiB
         # for one 512x512 image on the 2-core CPU), identical outputs.
@@ -368,26 +511,19 @@ class Inpainter:
         path: str | os.PathLike[str],
         device: str | torch.device = "cpu",
         max_side: int | None = DEFAULT_MAX_SIDE,
-        self_ensemble: int = 1,
-        coarse_beyond: int | None = None,
-        poisson_blend: float = 0.0,
+        options: InferenceOptions | None = None,
+        **option_values: Any,
     ) -> Inpainter:
         """Load a Lightning ``.ckpt`` or an exported ``.safetensors`` safely (see :mod:`inpaint.checkpoint`).
 
         ``max_side``: longest side of the working resolution (see the module docstring); ``None`` runs the network
-        at full resolution (memory grows with the image: ~10 GB for 4000x3000). ``self_ensemble``, ``coarse_beyond``,
-        ``poisson_blend``: see the class.
+        at full resolution (memory grows with the image: ~10 GB for 4000x3000). The inference options are those the
+        checkpoint carries (the defaults for one that carries none), unless ``options`` replaces them; keyword
+        arguments (``self_ensemble=1`` ...) change single options. ``inpainter.options`` says what is used.
         """
         model, config = load_model(path, map_location="cpu")
-        return cls(
-            model,
-            device=device,
-            config=config,
-            max_side=max_side,
-            self_ensemble=self_ensemble,
-            coarse_beyond=coarse_beyond,
-            poisson_blend=poisson_blend,
-        )
+        base = options or InferenceOptions.from_mapping(stored_inference_options(path), str(path))
+        return cls(model, device=device, config=config, max_side=max_side, options=base, **option_values)
 
     @torch.inference_mode()
     def inpaint_tensor(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -470,13 +606,18 @@ class Inpainter:
         """The network's fill where it reaches, then coarser passes for the rest; returns ``(image, filled)``."""
         if bool(known.all()) or not bool(known.any()):
             return image, known
-        if self.coarse_beyond is not None:
-            # Far from the border: the coarser pass first, then it is context for the network's ring below.
-            image, known = self._coarser(image, known, ~known & ~_dilate(known, self.coarse_beyond))
+        opts = self.options
+        if opts.coarse_beyond:
+            # Far from the border: filled first, then context for the network's ring below.
+            far = ~known & ~_dilate(known, opts.coarse_beyond)
+            if opts.far_fill == "smooth":
+                image, known = torch.where(far, _harmonic(image, known), image), known | far
+            else:
+                image, known = self._coarser(image, known, far)
         pred, reached = self._predict(image, known)
-        if self.poisson_blend > 0:
+        if opts.poisson_blend > 0:
             residual = torch.where(known, image - pred, 0.0)
-            pred = pred.add_(_harmonic(residual, known), alpha=self.poisson_blend).clamp_(0.0, 1.0)
+            pred = pred.add_(_harmonic(residual, known), alpha=opts.poisson_blend).clamp_(0.0, 1.0)
         out, done = torch.where(known, image, pred), known | reached
         return self._coarser(out, done, ~done)
 
@@ -503,7 +644,7 @@ class Inpainter:
         padded, padded_mask, (h, w) = pad_to_multiple(image, valid.float(), self.size_multiple)
         total, count = torch.zeros_like(padded), torch.zeros_like(padded_mask)
         cl = torch.channels_last
-        for transform in DIHEDRAL[: self.self_ensemble]:
+        for transform in DIHEDRAL[: self.options.self_ensemble]:
             x, m = _dihedral(padded, transform), _dihedral(padded_mask, transform)
             raw = self.model(x.contiguous(memory_format=cl), m.contiguous(memory_format=cl))
             raw = _dihedral(raw.float(), transform, inverse=True)

@@ -40,9 +40,9 @@ from typing import Any
 
 from inpaint.batch import Pair, PathsError, fill_pair, plan_pairs
 from inpaint.checkpoint import CheckpointError
-from inpaint.cli import add_inference_options, inference_options, path_argument
+from inpaint.cli import console_logging, path_argument
 from inpaint.data.imageio import MASK_THRESHOLD
-from inpaint.inference import DEFAULT_MAX_SIDE
+from inpaint.inference import DEFAULT_MAX_SIDE, InferenceOptions
 from inpaint.io import InputError, describe_os_error
 from inpaint.photos import is_16_bit, lossy_output_warning
 
@@ -121,7 +121,7 @@ def _parser() -> argparse.ArgumentParser:
         help=f"longest side of the working resolution: larger photos are filled downscaled and composited back at "
         f"full resolution (default {DEFAULT_MAX_SIDE}; 0 = full resolution, memory grows with the photo)",
     )
-    add_inference_options(p)
+    InferenceOptions.add_arguments(p)
     p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     return p
 
@@ -137,9 +137,14 @@ def _load_inpainter(args: argparse.Namespace) -> Any:
     """The model as the flags ask. Raises :class:`CheckpointError`, or RuntimeError/ValueError for the device."""
     from inpaint.inference import Inpainter
 
-    return Inpainter.from_checkpoint(
-        args.checkpoint, device=args.device, max_side=args.max_side or None, **inference_options(args)
+    inpainter = Inpainter.from_checkpoint(
+        args.checkpoint,
+        device=args.device,
+        max_side=args.max_side or None,
+        **InferenceOptions.overrides(args),
     )
+    log.info("inference options: %s", inpainter.options.describe())
+    return inpainter
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -148,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     Errors are one ``error:`` line naming the file; ``--debug`` adds the traceback.
     """
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    console_logging()
 
     def fail(msg: str, code: int = 1) -> int:
         if args.debug:

@@ -144,7 +144,8 @@ def test_save_writes_all_formats(report: EvaluationReport, tmp_path: Path) -> No
     assert len(rows) == len(report.rows()) and rows[-1]["holes"] == "all"
     assert len(list(csv.DictReader(io.StringIO(written["per_image_csv"].read_text())))) == 18
     md = written["markdown"].read_text()
-    assert md.startswith("| Holes | n | Method | L1 (%) ↓ | PSNR (dB) ↑ | SSIM ↑ |")
+    preamble, table = md.split("| Holes | n | Method | L1 (%) ↓ | PSNR (dB) ↑ | SSIM ↑ |", 1)
+    assert preamble == f"PConv U-Net inference options: {report.info['inference']} (docs/inference.md).\n\n"
     assert "Telea (OpenCV)" in md and "**all**" in md and "LPIPS: skipped" in md
     assert not [p for p in (tmp_path / "eval").iterdir() if ".tmp" in p.name]
 
@@ -269,9 +270,7 @@ def test_hydra_app_on_sample_photos(tmp_path: Path, tiny) -> None:
     )
     rep = run(cfg)
     assert rep.info["num_images"] == 6 and rep.info["checkpoint"] == str(ckpt)
-    assert (
-        "test split is its validation split" in rep.info["split_caveat"]
-    )  # the demo's held-out photos serve both
+    assert rep.info["split_caveat"] is None  # the demo's test photos are its own, apart from validation
     assert (tmp_path / "out" / "metrics.md").is_file() and (tmp_path / "out" / "examples_best.png").is_file()
 
 
@@ -287,22 +286,16 @@ def test_inference_options_are_applied_and_stated_in_the_report(tmp_path: Path, 
             "progress=false",
             "device=cpu",
         ]
-        overrides += ["max_images=4", "baselines=[]", f"self_ensemble={passes}"]
+        overrides += ["max_images=4", "baselines=[]", f"inference={{self_ensemble:{passes}}}"]
         reports[passes] = run(load_config(overrides))
-    assert reports[8].info["self_ensemble"] == 8
-    assert "the mean of 8 passes" in (tmp_path / "8" / "metrics.md").read_text()
-    assert "passes" not in (tmp_path / "1" / "metrics.md").read_text()
+    assert reports[8].info["inference"] == "self_ensemble=8"
+    assert "inference options: self_ensemble=8" in (tmp_path / "8" / "metrics.md").read_text()
+    assert "inference options: one pass of the network" in (tmp_path / "1" / "metrics.md").read_text()
     one, eight = (reports[k].summary["pconv"]["all"]["psnr"] for k in (1, 8))
     assert one != eight  # the averaged fill differs from the single pass
-    overrides[-1] = "coarse_beyond=2"
+    overrides[-1] = "inference={coarse_beyond:2,poisson_blend:0.5}"
     overrides[1] = f"output_dir={tmp_path / 'coarse'}"
-    assert run(load_config(overrides)).info["coarse_beyond"] == 2
-    assert "farther than 2 px from the known ones" in (tmp_path / "coarse" / "metrics.md").read_text()
-    overrides[-1] = "poisson_blend=0.5"
-    overrides[1] = f"output_dir={tmp_path / 'blend'}"
-    assert run(load_config(overrides)).info["poisson_blend"] == 0.5
-    assert "shifted by 0.5 times the harmonic correction" in (tmp_path / "blend" / "metrics.md").read_text()
-    assert "poisson_blend" not in (tmp_path / "1" / "metrics.md").read_text()
+    assert run(load_config(overrides)).info["inference"] == "coarse_beyond=2, poisson_blend=0.5"
 
 
 @pytest.mark.slow
@@ -358,9 +351,9 @@ def test_hydra_app_with_fixed_mask_files(tmp_path: Path, mask_source: str, tiny)
         ]
     )
     rep = run(cfg)
-    assert rep.info["num_images"] == 12  # 4 held-out photos x 3 repeats
+    assert rep.info["num_images"] == 9  # 3 test photos x 3 repeats
     counts = {b: v["count"] for b, v in rep.summary["pconv"].items() if b != "all"}
-    assert sum(counts.values()) == 12 and len(counts) >= 2  # the fixed masks spread over several bins
+    assert sum(counts.values()) == 9 and len(counts) >= 2  # the fixed masks spread over several bins
 
 
 def test_fid_on_without_torch_fidelity_fails_loudly(inpainter: Inpainter) -> None:

@@ -288,6 +288,18 @@ def test_an_integer_validation_limit_under_ddp_is_refused(tmp_path, train_config
         train(cfg)
 
 
+def test_training_stores_the_configured_options_in_every_checkpoint(tmp_path, train_config):
+    from inpaint.inference import InferenceOptions, Inpainter
+
+    cfg = train_config.compose(
+        ["+experiment=smoke", "trainer.max_steps=4", "model.inference={self_ensemble:2,poisson_blend:0.5}"],
+        tmp_path,
+    )
+    train(cfg)
+    for ckpt in (tmp_path / "checkpoints").glob("*.ckpt"):
+        assert Inpainter.from_checkpoint(ckpt).options == InferenceOptions(self_ensemble=2, poisson_blend=0.5)
+
+
 def test_wandb_sweep_command_composes_with_hydra(tmp_path, train_config):
     """Expand each sweep's command the way a W&B agent does and compose the resulting overrides."""
     for sweep_file in sorted((CONF_DIR / "sweeps").glob("*.yaml")):

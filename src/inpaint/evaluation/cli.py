@@ -141,13 +141,9 @@ def run(cfg: DictConfig) -> EvaluationReport:
         raise _output_error(cfg.output_dir, e) from e
     device = _resolve_device(str(cfg.device))
     ckpt = chosen_checkpoint(cfg.get("ckpt_path"))
-    inpainter = Inpainter.from_checkpoint(
-        ckpt,
-        device=device,
-        self_ensemble=int(cfg.self_ensemble),
-        coarse_beyond=cfg.coarse_beyond,
-        poisson_blend=float(cfg.poisson_blend),
-    )
+    overrides = to_plain(cfg.inference, "inference") if cfg.inference else {}
+    inpainter = Inpainter.from_checkpoint(ckpt, device=device, **overrides)
+    log.info("inference options: %s", inpainter.options.describe())
     loader, caveat = build_eval_loader(cfg)
     info = {
         "checkpoint": str(ckpt),

@@ -101,11 +101,11 @@ def evaluate(
     acc.fid, fid_reason = build_fid(fid, acc.methods)
     acc.skipped = {k: v for k, v in (("lpips", lpips_reason), ("fid", fid_reason)) if v is not None}
     _run_batches(acc, _batches(data, batch_size, num_workers), max_images, progress)
-    from inpaint.inference import INFERENCE_DEFAULTS
+    from inpaint.inference import Inpainter
 
     # An Inpainter's inference options change what "the model" means: the report says so (see report.to_markdown).
-    options = {name: getattr(model, name, default) for name, default in INFERENCE_DEFAULTS.items()}
-    report = acc.report({**options, **(info or {})})
+    options = model.options.describe() if isinstance(model, Inpainter) else None
+    report = acc.report({"inference": options, **(info or {})})
     report.add_intervals(settings)  # from the per-image rows: nothing is measured twice
     return report
 

@@ -306,22 +306,8 @@ class EvaluationReport:
         parts = []
         if self.info.get("split_caveat"):
             parts.append(f"Note on the images: {self.info['split_caveat']}.")
-        passes, beyond = self.info.get("self_ensemble", 1), self.info.get("coarse_beyond")
-        blend = self.info.get("poisson_blend", 0.0)
-        if passes > 1:
-            parts.append(
-                f"PConv U-Net: the mean of {passes} passes over flipped and rotated copies (self_ensemble)."
-            )
-        if beyond is not None:
-            parts.append(
-                f"PConv U-Net: hole pixels farther than {beyond} px from the known ones filled from half-resolution "
-                "passes (coarse_beyond)."
-            )
-        if blend:
-            parts.append(
-                f"PConv U-Net: each fill shifted by {blend:g} times the harmonic correction that makes it meet the "
-                "known pixels along the hole's border (poisson_blend)."
-            )
+        if self.info.get("inference"):
+            parts.append(f"PConv U-Net inference options: {self.info['inference']} (docs/inference.md).")
         return "".join(p + "\n\n" for p in parts)
 
     def example_grid(self, which: str = "first", max_rows: int | None = None) -> np.ndarray:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from torchmetrics import MeanMetric
 from inpaint.checkpoint import build_model, load_net_state_dict
 from inpaint.config import to_plain
 from inpaint.evaluation.metrics import BinnedImageMetrics
+from inpaint.inference import InferenceOptions
 from inpaint.losses import InpaintingLoss, composite
 from inpaint.models import PConvUNet
 
@@ -33,8 +34,11 @@ NONFINITE_POLICIES = ("skip", "stop")
 LR_SCHEDULES = ("constant", "cosine")
 
 
-def lr_factor(schedule: str, warmup_steps: int, total_steps: int | None, min_ratio: float = 0.0) -> Any:
-    """The learning-rate multiplier per optimiser step: linear warm-up, then constant or cosine decay.
+def lr_factor(
+    schedule: str, warmup_steps: int, total_steps: int | Callable[[], int] | None, min_ratio: float = 0.0
+) -> Any:
+    """The learning-rate multiplier per optimiser step: linear warm-up, then constant or cosine decay to
+    ``total_steps`` (a number, or a function read at every step: a time budget may set the total during the run).
 
     >>> f = lr_factor("cosine", 10, 110, 0.0)
     >>> [round(f(s), 3) for s in (0, 9, 10, 60, 110)]
@@ -44,9 +48,10 @@ def lr_factor(schedule: str, warmup_steps: int, total_steps: int | None, min_rat
     def factor(step: int) -> float:
         if step < warmup_steps:
             return (step + 1) / warmup_steps
-        if schedule == "constant" or total_steps is None:
+        total = total_steps() if callable(total_steps) else total_steps
+        if schedule == "constant" or total is None:
             return 1.0
-        t = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        t = min(1.0, (step - warmup_steps) / max(1, total - warmup_steps))
         return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * t))
 
     return factor
@@ -112,6 +117,9 @@ class InpaintingModule(pl.LightningModule):
             ``train/nonfinite_skipped``); ``stop`` writes ``nonfinite.ckpt`` and raises :class:`NonFiniteLossError`.
         max_nonfinite_in_a_row: under ``skip``, this many non-finite batches in a row mean the run has diverged:
             it stops as under ``stop``.
+        inference: the :class:`~inpaint.inference.InferenceOptions` (as a mapping) to store in every checkpoint:
+            the options the model is used with unless a user says otherwise (chosen on validation, e.g. by
+            ``python -m inpaint.tune``); ``None`` = none stored (one plain pass).
     """
 
     def __init__(
@@ -131,9 +139,13 @@ class InpaintingModule(pl.LightningModule):
         compile: bool = False,
         nonfinite_loss: str = "skip",
         max_nonfinite_in_a_row: int = 20,
+        inference: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         _check_options(lr_schedule, warmup_steps, min_lr_ratio, nonfinite_loss)
+        self.inference = InferenceOptions.from_mapping(
+            to_plain(inference) if inference else None, "model.inference"
+        )
         net_cfg = {"_target_": "inpaint.models.PConvUNet", **to_plain(net or {})}
         loss_cfg = {"_target_": "inpaint.losses.InpaintingLoss", **to_plain(loss or {})}
         self.save_hyperparameters(
@@ -153,6 +165,7 @@ class InpaintingModule(pl.LightningModule):
                 "compile": compile,
                 "nonfinite_loss": nonfinite_loss,
                 "max_nonfinite_in_a_row": max_nonfinite_in_a_row,
+                "inference": self.inference.to_dict() if inference else None,
             }
         )
         self.net: PConvUNet = build_model(net_cfg, source="model.net config")
@@ -353,11 +366,15 @@ class InpaintingModule(pl.LightningModule):
         )
         if self.hparams.lr_schedule == "constant" and not self.hparams.warmup_steps:
             return optimizer
-        total = int(self.trainer.max_steps) if self.trainer.max_steps > 0 else None
-        if self.hparams.lr_schedule == "cosine" and total is None:
+        if self.hparams.lr_schedule == "cosine" and self.trainer.max_steps <= 0:
             raise ValueError("model.lr_schedule=cosine decays to trainer.max_steps: set trainer.max_steps")
         factor = lr_factor(
-            self.hparams.lr_schedule, self.hparams.warmup_steps, total, self.hparams.min_lr_ratio
+            self.hparams.lr_schedule,
+            self.hparams.warmup_steps,
+            lambda: (
+                int(self.trainer.max_steps) if self.trainer.max_steps > 0 else None
+            ),  # a budget may change it
+            self.hparams.min_lr_ratio,
         )
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
@@ -365,6 +382,8 @@ class InpaintingModule(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["nonfinite_skipped"] = self.nonfinite_skipped
         checkpoint["vgg_source"] = self.vgg_source
+        if self.hparams.inference:
+            checkpoint["inference"] = dict(self.hparams.inference)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.nonfinite_skipped = int(checkpoint.get("nonfinite_skipped", 0))

@@ -1,0 +1,107 @@
+"""Choose a checkpoint's inference options on its validation split, and store them in it.
+
+Each candidate :class:`~inpaint.inference.InferenceOptions` of a grid fills the same validation crops (fixed masks,
+every hole-ratio bin, at one or more crop sizes); the candidate with the highest mean PSNR of the composite over
+all of them wins and is written into the checkpoint (``ckpt["inference"]``, or the ``inference`` metadata of an
+export), so that ``predict``, the page and ``evaluate`` use it unless told otherwise. Only validation images are
+used: the test split stays untouched by the choice.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from inpaint.checkpoint import load_checkpoint, load_model, save_weights
+from inpaint.evaluation.metrics import psnr_per_image
+from inpaint.inference import InferenceOptions, Inpainter
+from inpaint.io import atomic_output
+
+__all__ = ["Candidate", "option_grid", "score_options", "store_inference_options"]
+
+log = logging.getLogger(__name__)
+
+Batch = tuple[torch.Tensor, torch.Tensor]  # image (B, 3, H, W) in [0, 1], mask (B, 1, H, W) 1 = valid
+
+
+def option_grid(values: Mapping[str, Sequence[Any]]) -> list[InferenceOptions]:
+    """Every combination of ``values`` (option name -> values to try), without duplicates: combinations that
+    differ only in an option that has no effect (``far_fill`` without ``coarse_beyond``) are tried once.
+
+    >>> [o.describe() for o in option_grid({"self_ensemble": [1, 8], "coarse_beyond": [0, 8], "far_fill": ["network", "smooth"]})]
+    ['one pass of the network', 'coarse_beyond=8', 'coarse_beyond=8, far_fill=smooth', 'self_ensemble=8', 'self_ensemble=8, coarse_beyond=8', 'self_ensemble=8, coarse_beyond=8, far_fill=smooth']
+    """
+    names = list(values)
+    out: dict[InferenceOptions, None] = {}
+    for combo in itertools.product(*(values[n] for n in names)):
+        options = InferenceOptions.from_mapping(dict(zip(names, combo, strict=True)), "tuning grid")
+        if not options.coarse_beyond:
+            options = options.replace(far_fill=InferenceOptions().far_fill)
+        out.setdefault(options)
+    return list(out)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One candidate's scores: mean PSNR (dB) of the composite per crop set and over all crops."""
+
+    options: InferenceOptions
+    psnr: dict[str, float]
+    overall: float
+    count: int
+
+
+def score_options(
+    model: torch.nn.Module,
+    crops: Mapping[str, Iterable[Batch]],
+    candidates: Sequence[InferenceOptions],
+    device: str | torch.device = "cpu",
+) -> list[Candidate]:
+    """Fill every crop set with every candidate; returns the candidates' scores, best first.
+
+    Args:
+        model: the network (as :func:`inpaint.checkpoint.load_model` returns it).
+        crops: crop-set name (e.g. ``"128 px"``) -> batches of validation images and masks.
+        candidates: the options to try.
+    """
+    sets = {name: list(batches) for name, batches in crops.items()}
+    scored = []
+    for options in candidates:
+        inpainter = Inpainter(model, device=device, options=options)
+        per_set, values = {}, []
+        for name, batches in sets.items():
+            psnr = torch.cat(
+                [psnr_per_image(inpainter.inpaint_tensor(x, m).cpu(), x.float()) for x, m in batches]
+            )
+            per_set[name] = float(psnr.mean())
+            values.append(psnr)
+        everything = torch.cat(values)
+        scored.append(Candidate(options, per_set, float(everything.mean()), len(everything)))
+        log.info("%-60s %s", options.describe(), "  ".join(f"{k}: {v:.2f}" for k, v in per_set.items()))
+    return sorted(scored, key=lambda c: c.overall, reverse=True)
+
+
+def store_inference_options(
+    checkpoint: str | os.PathLike[str],
+    options: InferenceOptions,
+    output: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Write ``checkpoint`` (or a copy at ``output``) carrying ``options``; atomic, the rest of the file unchanged
+    (a Lightning ``.ckpt`` keeps its optimiser state and can still resume training)."""
+    source = Path(checkpoint)
+    target = Path(output) if output is not None else source
+    ckpt = load_checkpoint(source)
+    if ckpt.get("format") is not None:  # an export: tensors + metadata
+        model, config = load_model(source)
+        return save_weights(target, model, config, options.to_dict())
+    ckpt["inference"] = options.to_dict()
+    with atomic_output(target) as tmp, open(tmp, "wb") as f:
+        torch.save(ckpt, f)
+    return target

@@ -1,0 +1,92 @@
+"""inpaint.inference.InferenceOptions: one definition per option, carried by checkpoints and exports, chosen on
+validation by ``python -m inpaint.tune``, and the default wherever a model is used."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from inpaint.checkpoint import stored_inference_options
+from inpaint.evaluation.tune import option_grid, store_inference_options
+from inpaint.export import export_weights
+from inpaint.inference import InferenceOptions, Inpainter
+
+TUNED = InferenceOptions(self_ensemble=2, coarse_beyond=4, far_fill="smooth", poisson_blend=0.5)
+
+
+def test_each_option_has_its_check_flag_and_report_words():
+    parser = argparse.ArgumentParser()
+    InferenceOptions.add_arguments(parser)
+    args = parser.parse_args(["--self-ensemble", "8", "--far-fill", "smooth"])
+    assert InferenceOptions.overrides(args) == {"self_ensemble": 8, "far_fill": "smooth"}
+    assert (
+        InferenceOptions().replace(**InferenceOptions.overrides(args)).describe()
+        == "self_ensemble=8, far_fill=smooth"
+    )
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--self-ensemble", "3"])
+    with pytest.raises(ValueError, match=r"x.ckpt: unknown inference option\(s\) \['passes'\]"):
+        InferenceOptions.from_mapping({"passes": 8}, "x.ckpt")
+    with pytest.raises(ValueError, match="poisson_blend must be a number from 0 to 1"):
+        InferenceOptions(poisson_blend=2)
+    assert InferenceOptions().replace(self_ensemble=None) == InferenceOptions()  # None = not given
+
+
+def test_a_checkpoint_carries_its_options_and_they_are_the_default(tmp_path, tiny):
+    ckpt = tiny.checkpoint(tmp_path / "last.ckpt")
+    assert Inpainter.from_checkpoint(ckpt).options == InferenceOptions()  # written before options were stored
+    store_inference_options(ckpt, TUNED)
+    assert torch.load(ckpt, weights_only=True)["global_step"] == 1  # the rest of the checkpoint is kept
+    assert Inpainter.from_checkpoint(ckpt).options == TUNED
+    assert Inpainter.from_checkpoint(ckpt, self_ensemble=1).options == TUNED.replace(self_ensemble=1)
+    assert Inpainter.from_checkpoint(ckpt, options=InferenceOptions()).options == InferenceOptions()
+
+
+def test_an_export_keeps_the_options(tmp_path, tiny):
+    ckpt = store_inference_options(tiny.checkpoint(tmp_path / "last.ckpt"), TUNED)
+    export = export_weights(ckpt)
+    assert stored_inference_options(export) == TUNED.to_dict()
+    assert Inpainter.from_checkpoint(export).options == TUNED
+    store_inference_options(export, InferenceOptions(self_ensemble=8))  # an export can be tuned too
+    assert Inpainter.from_checkpoint(export).options.self_ensemble == 8
+
+
+def test_a_grid_tries_each_distinct_setting_once():
+    grid = option_grid(
+        {"coarse_beyond": [0, 8], "far_fill": ["network", "smooth"], "poisson_blend": [0, 0.5]}
+    )
+    assert len(grid) == 6 and len(set(grid)) == 6  # far_fill means nothing without coarse_beyond
+
+
+@pytest.mark.slow
+def test_tune_picks_the_best_on_validation_and_stores_it(tmp_path, tiny):
+    ckpt = tiny.checkpoint(tmp_path / "last.ckpt")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "inpaint.tune",
+            f"ckpt_path={ckpt}",
+            "eval_image_sizes=[64]",
+            "data.val_repeats=3",
+            "grid.self_ensemble=[1,2]",
+            "grid.coarse_beyond=[0]",
+            "grid.poisson_blend=[0.0,1.0]",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| ") and "options" not in line]
+    scores = {r.split("|")[1].strip(): float(r.split("|")[-2]) for r in rows}
+    assert len(scores) == 4 and list(scores.values()) == sorted(scores.values(), reverse=True)
+    best = next(iter(scores))
+    assert Inpainter.from_checkpoint(ckpt).options.describe() == best
+    assert f"Stored in {ckpt}: {best}" in proc.stdout
