@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
+
 from inpaint.io import write_text_atomic
 
 __all__ = [
@@ -43,7 +45,18 @@ def _store_python_defaults() -> None:
     ConfigStore.instance().store(group="loss/weights", name="paper", node=dict(PAPER_WEIGHTS))
 
 
+def cpu_precision() -> str:
+    """``${cpu_precision:}`` in a config: ``bf16-mixed`` where the CPU computes bfloat16 natively (AVX512-BF16 or AMX,
+    about 2x faster steps than float32), else ``32`` (emulated bfloat16 measured 8x slower than float32 on an
+    AVX2-only CPU)."""
+    import torch
+
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return "bf16-mixed" if native else "32"
+
+
 _store_python_defaults()
+OmegaConf.register_new_resolver("cpu_precision", cpu_precision, replace=True)
 
 
 class ConfigError(ValueError):

@@ -114,12 +114,18 @@ def test_holdout_split_is_disjoint_and_stable(tmp_path):
     assert {r.key for r in fewer} <= {r.key for r in val}
 
 
-def test_samples_are_the_bundled_photos_with_a_held_out_set():
+def test_samples_are_the_bundled_photos_with_held_out_val_and_test_sets():
     from inpaint.data.sources import BUNDLED_PHOTOS
 
-    train, val = sample_records("train"), sample_records("val")
+    train, val, test = sample_records("train"), sample_records("val"), sample_records("test")
     # scikit-image, scikit-learn, matplotlib and gradio (the app extra, which `make install` installs) photos
-    assert len(train) + len(val) == len(BUNDLED_PHOTOS) == 28
+    assert len(train) + len(val) + len(test) == len(BUNDLED_PHOTOS) == 28
+    assert {r.key for r in test} == {
+        "skimage/chelsea.png",
+        "gradio/media_assets/images/tower.jpg",
+        "gradio/media_assets/images/lion.jpg",
+    }
+    assert {r.key for r in test}.isdisjoint({r.key for r in train} | {r.key for r in val})
     assert {r.key for r in val} == {
         "sklearn/china.jpg",
         "sklearn/flower.jpg",
@@ -131,6 +137,8 @@ def test_samples_are_the_bundled_photos_with_a_held_out_set():
     assert [r.key for r in sample_records("val", val_images=["coffee.png"])] == ["skimage/coffee.png"]
     with pytest.raises(ValueError, match="not among the bundled photos"):
         sample_records("val", val_images=["lena.png"])
+    with pytest.raises(ValueError, match="in both val_images and test_images"):
+        sample_records("test", val_images=["coffee.png"], test_images=["coffee.png"])
 
 
 def test_photos_of_a_package_that_is_not_installed_are_skipped_loudly(monkeypatch, caplog):
@@ -144,7 +152,7 @@ def test_photos_of_a_package_that_is_not_installed_are_skipped_loudly(monkeypatc
     )
     with caplog.at_level("WARNING", logger=sources.log.name):
         train = sample_records("train")
-    assert len(train) == 18 and not any(r.key.startswith("gradio/") for r in train)
+    assert len(train) == 17 and not any(r.key.startswith("gradio/") for r in train)
     assert "gradio/media_assets/images/tower.jpg" in caplog.text and "skipped" in caplog.text
 
 

@@ -52,7 +52,7 @@ class DataConfig:
     Common: ``source`` (places2 | celeba | celeba_hq | folder | samples | shards), ``root``, crop sizes, batch and
     loader settings, the splits that serve validation and test, transforms. Source-specific: places2 ``variant``,
     ``resolution``; celeba_hq ``image_dir``, ``train_list``, ``val_list``, ``test_list``; folder ``file_list``,
-    ``val_root``, ``val_file_list``, ``val_fraction``, ``test_fraction``; samples ``val_images``; shards
+    ``val_root``, ``val_file_list``, ``val_fraction``, ``test_fraction``; samples ``val_images``, ``test_images``; shards
     ``train_shards``, ``val_shards``, ``test_shards``, ``shuffle_buffer``, ``ddp_equalize``.
     """
 
@@ -98,6 +98,7 @@ class DataConfig:
     test_fraction: float = 0.0
     # samples
     val_images: tuple[str, ...] | None = None
+    test_images: tuple[str, ...] | None = None
     # shards
     train_shards: str | None = None
     val_shards: str | None = None

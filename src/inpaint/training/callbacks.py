@@ -192,6 +192,84 @@ class LoggingStep(pl.Callback):
             trainer.fit_loop.epoch_loop._batches_that_stepped = trainer.global_step
 
 
+class StepBudget(pl.Callback):
+    """Fits the run's length to a wall-clock budget: ``trainer.max_steps`` becomes the number of steps (a multiple of
+    ``multiple``) that, with their validations, end within ``minutes`` of the start of training, if that is fewer.
+
+    The step time is measured over steps ``calibrate_at // 2`` to ``calibrate_at`` (after the warm-up of the loader
+    and the allocator), a validation's time from the longest that ran so far (the validation before training, where
+    there is one). A learning-rate schedule that reads
+    ``trainer.max_steps`` (``model.lr_schedule=cosine``) then ends where the run ends, instead of being cut short by
+    ``trainer.max_time`` on a slower machine. The chosen length travels in checkpoints, so a resumed run keeps it.
+
+    Args:
+        minutes: the budget for training and its validations, from the first training step.
+        calibrate_at: the optimiser step at which the length is chosen.
+        multiple: the length is rounded down to a multiple of this many steps.
+    """
+
+    def __init__(self, minutes: float, calibrate_at: int = 200, multiple: int = 100) -> None:
+        if minutes <= 0 or calibrate_at < 2 or multiple < 1:
+            raise ValueError(
+                f"need minutes > 0, calibrate_at >= 2, multiple >= 1; got {minutes}, {calibrate_at}, {multiple}"
+            )
+        self.budget = 60.0 * minutes
+        self.calibrate_at, self.multiple = calibrate_at, multiple
+        self.max_steps: int | None = None  # the chosen length, once chosen
+        self._start = self._mark = 0.0
+        self._validation_seconds: list[float] = []
+        self._validation_start = 0.0
+        self._validations_at_mark = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"max_steps": self.max_steps}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.max_steps = state_dict["max_steps"]
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._start = time.monotonic()
+        if self.max_steps is not None:  # resumed: the length chosen before
+            trainer.fit_loop.epoch_loop.max_steps = self.max_steps
+
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._validation_start = time.monotonic()
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._validation_seconds.append(time.monotonic() - self._validation_start)
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        step = trainer.global_step
+        if self.max_steps is not None or step not in (self.calibrate_at // 2, self.calibrate_at):
+            return
+        now = time.monotonic()
+        if step == self.calibrate_at // 2:
+            self._mark, self._validations_at_mark = now, len(self._validation_seconds)
+            return
+        spent_validating = sum(self._validation_seconds[self._validations_at_mark :])
+        per_step = (now - self._mark - spent_validating) / (self.calibrate_at - self.calibrate_at // 2)
+        per_validation = max(self._validation_seconds, default=0.0)
+        interval = trainer.val_check_batch if isinstance(trainer.val_check_batch, int) else None
+        left = self.budget - (now - self._start)
+        cost = per_step + (per_validation / interval if interval else 0.0)
+        configured = trainer.max_steps
+        steps = step + int(left / cost) if cost > 0 else configured
+        chosen = min(configured, max(self.multiple, steps - steps % self.multiple))
+        self.max_steps = chosen
+        trainer.fit_loop.epoch_loop.max_steps = chosen
+        rank_zero_only(log.info)(
+            "step budget: %.3f s per step, %.1f s per validation: %d steps fit in %.1f minutes%s",
+            per_step,
+            per_validation,
+            chosen,
+            self.budget / 60,
+            "" if chosen < configured else " (the configured max_steps)",
+        )
+
+
 class ValidateAtLastStep(pl.Callback):
     """Validates the final weights: at ``trainer.max_steps``, also when the validation interval does not end there,
     so that the best checkpoint, ``last.ckpt`` and the final metrics all see the weights training ends with."""

@@ -107,7 +107,7 @@ def test_spec_errors_are_clear():
         build_mask_sampler({"type": "nvidia_train", "root": "???"})
 
 
-@pytest.mark.parametrize("name", ["strokes", "lama_thin", "lama_medium", "lama_thick", "mixed"])
+@pytest.mark.parametrize("name", ["strokes", "lama_thin", "lama_medium", "lama_thick", "mixed", "objects", "demo"])
 def test_preset_names_draw_what_the_masks_configs_draw(name):
     # make_eval_masks --generator NAME and masks=NAME must draw the same masks
     cfg = to_plain(compose("train", [f"masks={name}"]).masks)
@@ -115,6 +115,32 @@ def test_preset_names_draw_what_the_masks_configs_draw(name):
     builtin = build_mask_sampler(name)
     for i in range(5):
         assert np.array_equal(from_yaml.sample(rng_for(9, i), 64, 64), builtin.sample(rng_for(9, i), 64, 64))
+
+
+def test_objects_are_one_box_or_blob_of_the_configured_size():
+    import cv2
+
+    from inpaint.data.masks.generators import ObjectMaskGenerator
+
+    boxes, blobs = ObjectMaskGenerator(box_prob=1.0), ObjectMaskGenerator(box_prob=0.0)
+    for i in range(20):
+        box = boxes.sample(rng_for(3, i), 60, 80) == 0
+        rows, cols = np.flatnonzero(box.any(1)), np.flatnonzero(box.any(0))
+        assert box.sum() == len(rows) * len(cols)  # a filled axis-aligned rectangle
+        assert 0.1 * 60 - 1 <= min(len(rows), len(cols)) and max(len(rows), len(cols)) <= 0.77 * 60 + 1
+        blob = (blobs.sample(rng_for(3, i), 60, 80) == 0).astype(np.uint8)
+        assert cv2.connectedComponents(blob)[0] == 2  # background + one hole
+        assert blob.sum() < np.ptp(np.flatnonzero(blob.any(1))) * np.ptp(np.flatnonzero(blob.any(0))) + 200
+    ratios = [mask_hole_ratio(boxes.sample(rng_for(4, i), 64, 64)) for i in range(200)]
+    assert min(ratios) < 0.03 and max(ratios) > 0.4  # from a small object to most of the picture
+    with pytest.raises(ValueError, match="object size"):
+        ObjectMaskGenerator(size=(0.5, 0.2))
+
+
+def test_the_demo_adds_objects_to_the_mixture():
+    spec = to_plain(compose("train", ["masks=demo"]).masks.train)
+    assert [c["type"] for c in spec["components"].values()] == ["shapes", "strokes", "strokes", "strokes", "objects"]
+    assert compose("train").masks.name == "demo"  # what `make train` trains and validates on
 
 
 def test_mixed_is_the_four_generators_in_equal_shares():

@@ -5,6 +5,7 @@ sample ``i`` gets a fixed mask in NVIDIA bin ``i % 6``). A spec is a mapping wit
 
 - ``shapes``: PConv-Keras-style lines, circles, ellipse arcs (:class:`ShapesMaskGenerator` fields).
 - ``strokes``: LaMa-style brush strokes + boxes (:class:`StrokesMaskGenerator` fields).
+- ``objects``: object-sized boxes and blobs (:class:`ObjectMaskGenerator` fields).
 - ``mixture``: ``components`` = specs (a list, or a mapping name -> spec) each with a ``weight``.
 
 The generators' preset values live only in ``conf/masks/generator/*.yaml``; a preset name such as ``"mixed"`` is
@@ -29,6 +30,7 @@ from inpaint.data._rng import STREAM_TAGS, rng_for
 from inpaint.data.masks.generators import (
     MaskSampler,
     MixtureMaskGenerator,
+    ObjectMaskGenerator,
     ShapesMaskGenerator,
     StrokesMaskGenerator,
 )
@@ -39,7 +41,7 @@ from inpaint.data.masks.sets import binned_mask, load_mask_set
 _MASK_TAG = 0x4D41534B  # separates mask draws from image-augmentation draws that share a seed
 
 # The generator presets live in one place, conf/masks/generator/*.yaml; a preset name is read from there.
-PRESET_NAMES = ("mixed", "strokes", "lama_thin", "lama_medium", "lama_thick")
+PRESET_NAMES = ("mixed", "strokes", "lama_thin", "lama_medium", "lama_thick", "objects", "demo")
 
 
 def preset_spec(name: str) -> dict[str, Any]:
@@ -51,7 +53,17 @@ def preset_spec(name: str) -> dict[str, Any]:
     return to_plain(compose("train", [f"masks={name}"]).masks.train, f"masks={name}")
 
 
-_TUPLE_FIELDS = {"num_lines", "num_circles", "num_ellipses", "num_strokes", "num_boxes", "box_size"}
+GENERATORS = {"shapes": ShapesMaskGenerator, "strokes": StrokesMaskGenerator, "objects": ObjectMaskGenerator}
+_TUPLE_FIELDS = {
+    "num_lines",
+    "num_circles",
+    "num_ellipses",
+    "num_strokes",
+    "num_boxes",
+    "box_size",
+    "num_objects",
+    "size",
+}
 
 
 def _pair(value: Any, name: str) -> tuple[Any, Any]:
@@ -82,8 +94,8 @@ def build_mask_sampler(spec: Mapping[str, Any] | str) -> MaskSampler:
             components=[build_mask_sampler(c) for c in comps],
             weights=[float(dict(c).get("weight", 1.0)) for c in comps],
         )
-    elif kind in ("shapes", "strokes"):
-        cls = ShapesMaskGenerator if kind == "shapes" else StrokesMaskGenerator
+    elif kind in GENERATORS:
+        cls = GENERATORS[kind]
         allowed = set(cls.__dataclass_fields__) - {"min_hole_ratio", "max_hole_ratio"}
         unknown = set(spec) - allowed
         if unknown:
@@ -102,7 +114,7 @@ def build_mask_sampler(spec: Mapping[str, Any] | str) -> MaskSampler:
         sampler = NvidiaTrainMasks(root, **spec)
     else:
         raise ValueError(
-            f"unknown mask type {kind!r} for a random sampler; expected shapes, strokes, mixture or nvidia_train"
+            f"unknown mask type {kind!r} for a random sampler; expected {', '.join(GENERATORS)}, mixture or nvidia_train"
         )
     if hole_ratio is not None:
         lo, hi = _pair(hole_ratio, "hole_ratio")

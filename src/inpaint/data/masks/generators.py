@@ -1,4 +1,5 @@
-"""Seeded random hole generators: PConv-Keras-style shapes, LaMa-style brush strokes + boxes, and mixtures.
+"""Seeded random hole generators: PConv-Keras-style shapes, LaMa-style brush strokes + boxes, object-sized boxes and
+blobs, and mixtures.
 
 Every generator draws *holes* on a ``uint8`` canvas (255 = hole) with OpenCV primitives and returns the library's
 mask convention: float32 (H, W), **1 = valid pixel, 0 = hole**. All randomness comes from the NumPy generator passed
@@ -262,6 +263,56 @@ class StrokesMaskGenerator(PrimitiveMaskGenerator):
         cv2.polylines(canvas, [np.asarray(points, np.int32)], False, 255, width)
         for p in points:  # round caps and joints, like a brush
             cv2.circle(canvas, p, width // 2, 255, -1)
+
+
+@dataclass
+class ObjectMaskGenerator(PrimitiveMaskGenerator):
+    """Object-sized holes: what remains when a person, a car or a sign is cut out of a photo.
+
+    Each mask has ``num_objects`` holes; each is a filled axis-aligned box (probability ``box_prob``) or a blob (a
+    smooth star-shaped outline: radius ``r(θ) = 1 + Σ_k a_k cos(kθ + φ_k)`` for k = 2..4, randomly rotated). An
+    object's width and height are each a uniform fraction ``size`` of the image's shorter side, so one object covers
+    about 1 % (``size`` 0.1) to 60 % (0.77) of a square image.
+    """
+
+    num_objects: tuple[int, int] = (1, 1)
+    size: tuple[float, float] = (0.1, 0.77)
+    box_prob: float = 0.5
+    min_hole_ratio: float = 0.0
+    max_hole_ratio: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.size[0] <= self.size[1] <= 1.0:
+            raise ValueError(f"object size must be fractions 0 < low <= high <= 1, got {self.size}")
+        if not 0.0 <= self.box_prob <= 1.0:
+            raise ValueError(f"box_prob must be in [0, 1], got {self.box_prob}")
+
+    def _plan(self, rng: np.random.Generator) -> list[str]:
+        return [self._extra_kind(rng) for _ in range(_randint(rng, *self.num_objects))]
+
+    def _extra_kind(self, rng: np.random.Generator) -> str:
+        return "box" if rng.random() < self.box_prob else "blob"
+
+    def _draw(self, canvas: np.ndarray, kind: str, rng: np.random.Generator) -> None:
+        h, w = canvas.shape
+        side = min(h, w)
+        ow, oh = (max(1, round(float(rng.uniform(*self.size)) * side)) for _ in range(2))
+        ow, oh = min(ow, w), min(oh, h)
+        cx, cy = float(rng.uniform(ow / 2, w - ow / 2)), float(rng.uniform(oh / 2, h - oh / 2))
+        if kind == "box":
+            x0, y0 = round(cx - ow / 2), round(cy - oh / 2)
+            cv2.rectangle(canvas, (x0, y0), (x0 + ow - 1, y0 + oh - 1), 255, -1)
+            return
+        theta = np.linspace(0.0, 2 * math.pi, 64, endpoint=False)
+        radius = np.ones_like(theta)
+        for k in (2, 3, 4):  # smooth bumps; amplitudes keep the outline star-shaped (radius > 0.4)
+            radius += float(rng.uniform(0.0, 0.3 / k)) * np.cos(
+                k * theta + float(rng.uniform(0, 2 * math.pi))
+            )
+        turn = float(rng.uniform(0, 2 * math.pi))
+        xs = cx + ow / 2 * radius * np.cos(theta + turn) / radius.max()
+        ys = cy + oh / 2 * radius * np.sin(theta + turn) / radius.max()
+        cv2.fillPoly(canvas, [np.stack([xs, ys], axis=1).round().astype(np.int32)], 255)
 
 
 @dataclass

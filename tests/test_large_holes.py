@@ -1,0 +1,107 @@
+"""Large holes in smooth content come back smooth: no cells, no tint (issue: nested squares tinted magenta and green).
+
+A small real PConvUNet is trained for a few seconds on smooth fields (flat colours and linear ramps) with holes well
+within its reach, as the demo's network is trained on small crops. A hole far wider than that reach is then filled
+with the policy the demo ships (``conf/model/demo.yaml``: ``model.inference``): it must come back within a few 8-bit
+levels of the truth in its core, with no blockiness. The network's own recursive coarse passes, filling the same hole, do not:
+the check can fail.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import yaml
+
+from inpaint.config import CONF_DIR
+from inpaint.inference import InferenceOptions, Inpainter
+from inpaint.models import PConvUNet
+
+LEVEL = 1 / 255
+
+
+def _smooth_fields(n: int, size: int, generator: torch.Generator) -> torch.Tensor:
+    """(n, 3, size, size) flat colours and linear ramps in [0.1, 0.9]."""
+    y, x = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
+    base = 0.2 + 0.6 * torch.rand(n, 3, 1, 1, generator=generator)
+    slope = (
+        0.2
+        * (torch.rand(n, 3, 2, generator=generator) - 0.5)
+        * (torch.rand(n, 1, 1, generator=generator) > 0.3)
+    )
+    return (base + slope[..., 0, None, None] * x + slope[..., 1, None, None] * y).clamp(0.1, 0.9)
+
+
+def _box_holes(n: int, size: int, generator: torch.Generator, low: int, high: int) -> torch.Tensor:
+    """(n, 1, size, size) masks, 1 = valid, each with one box hole of side ``low``..``high`` pixels."""
+    mask = torch.ones(n, 1, size, size)
+    for i in range(n):
+        h, w = (int(torch.randint(low, high + 1, (1,), generator=generator)) for _ in range(2))
+        y0, x0 = (int(torch.randint(0, size - s + 1, (1,), generator=generator)) for s in (h, w))
+        mask[i, :, y0 : y0 + h, x0 : x0 + w] = 0
+    return mask
+
+
+@pytest.fixture(scope="module")
+def smooth_network() -> PConvUNet:
+    """3 levels, trained 300 steps on 32² smooth fields with holes of 4-12 px (its reach: about 10 px)."""
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(0)
+    net = PConvUNet(levels=3, base_channels=16)
+    optimiser = torch.optim.Adam(net.parameters(), lr=3e-3)
+    for _ in range(300):
+        image = _smooth_fields(16, 32, generator)
+        mask = _box_holes(16, 32, generator, 4, 12)
+        out = net(image * mask, mask)
+        loss = ((out - image).abs() * (1 + 5 * (1 - mask))).mean()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    return net.eval()
+
+
+def _demo_options() -> InferenceOptions:
+    demo = yaml.safe_load((CONF_DIR / "model" / "demo.yaml").read_text())
+    return InferenceOptions.from_mapping(demo["inference"], "conf/model/demo.yaml")
+
+
+def _second_difference(error: torch.Tensor) -> float:
+    """Max absolute second difference along rows and columns: 0 on a ramp; a cell edge shows as a jump."""
+    rows = error[..., 2:, :] - 2 * error[..., 1:-1, :] + error[..., :-2, :]
+    cols = error[..., :, 2:] - 2 * error[..., :, 1:-1] + error[..., :, :-2]
+    return max(float(rows.abs().max()), float(cols.abs().max()))
+
+
+def _fill_errors(net: PConvUNet, options: InferenceOptions) -> dict[str, float]:
+    """Errors (8-bit levels) of filling a 40² hole in 64² smooth images (6 of them): in its core (the 20² farther
+    than 10 px from any known pixel, beyond the network's reach) the max error and blockiness; over the whole hole
+    the mean error."""
+    generator = torch.Generator().manual_seed(1)
+    image = _smooth_fields(6, 64, generator)
+    mask = torch.ones(6, 1, 64, 64)
+    mask[..., 12:52, 12:52] = 0
+    with torch.no_grad():
+        filled = Inpainter(net, options=options).inpaint_tensor(image, mask)
+    error = (filled - image) / LEVEL
+    core = error[..., 22:42, 22:42]
+    return {
+        "core_max": float(core.abs().max()),
+        "core_blockiness": _second_difference(core),
+        "hole_mean": float(error[..., 12:52, 12:52].abs().mean()),
+    }
+
+
+def test_the_demo_policy_fills_a_large_hole_in_smooth_content_smoothly(smooth_network):
+    """The core, beyond the network's reach, comes back within a few levels with no cells; next to the known
+    pixels the small network's own error remains (measured: 3.6 levels mean over the hole, 15 on a 16² hole)."""
+    errors = _fill_errors(smooth_network, _demo_options())
+    assert errors["core_max"] <= 3.0, errors
+    assert errors["core_blockiness"] <= 1.0, errors
+    assert errors["hole_mean"] <= 6.0, errors
+
+
+def test_the_networks_own_coarse_passes_do_not(smooth_network):
+    """What the check above guards against: the same network and hole, its recursive coarse passes
+    (measured: 176 levels off in the core, 59 on average over the hole)."""
+    errors = _fill_errors(smooth_network, InferenceOptions())
+    assert errors["core_max"] > 3.0 and errors["hole_mean"] > 6.0, errors
