@@ -5,12 +5,15 @@
 - ``tiny``: a tiny checkpoint (hand-built or really trained), real sample photos, hole masks and evaluation batches.
 
 Both are session-scoped and stateless: every builder writes where it is told, so module-scoped fixtures can use them.
+Every test also gets the root logger back as it found it (``_isolated_logging``).
 """
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -18,6 +21,19 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+
+
+@pytest.fixture(autouse=True)
+def _isolated_logging() -> Iterator[None]:
+    """A tool run in-process (Hydra, ``main()``) may bind a handler to the test's captured stream, which is closed
+    once the test ends; later tests would log into it. Put the root logger back as it was."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in root.handlers[:]:
+        if handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)
 
 
 class FakeData:

@@ -1,4 +1,4 @@
-"""What the command-line tools share (predict, export, the page): argument types that turn a bad value into
+"""What the command-line tools share (predict, export, the page, pack, make_eval_masks): argument types that turn a bad value into
 argparse's one-line usage error (the Inpainter's option flags: :meth:`inpaint.inference.InferenceOptions.add_arguments`).
 
 The tools themselves only parse their arguments and call the library; nothing here reads or writes a file.
@@ -32,12 +32,20 @@ class _CurrentStderr(logging.StreamHandler):
         pass
 
 
+class _PlainFormatter(logging.Formatter):
+    """``message`` for progress, ``warning: message`` (``error: ...``) for what a user must notice."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        return text if record.levelno < logging.WARNING else f"{record.levelname.lower()}: {text}"
+
+
 def console_logging() -> None:
-    """Plain ``message`` lines at INFO on the current stderr, for the tools' progress (once per process)."""
+    """Plain lines at INFO on the current stderr, for the tools' progress and warnings (once per process)."""
     root = logging.getLogger()
     if not any(isinstance(h, _CurrentStderr) for h in root.handlers):
         handler = _CurrentStderr()
-        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.setFormatter(_PlainFormatter("%(message)s"))
         root.addHandler(handler)
     root.setLevel(logging.INFO)
 

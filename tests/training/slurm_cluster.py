@@ -157,8 +157,12 @@ class SlurmCluster:
         return dict(f.split("=", 1) for f in out.split() if "=" in f)
 
     def release(self, job_id: str) -> None:
-        """Start a requeued job now instead of after SLURM's requeue delay (about two minutes)."""
-        self.run("scontrol", "update", f"JobId={job_id}", "StartTime=now", check=True)
+        """Start a requeued job in a few seconds instead of after SLURM's requeue delay (about two minutes).
+
+        Not ``now``: slurmd refuses a launch whose credential dates from the second in which the job's previous run
+        was killed ("Job N already killed, do not launch batch job"), and the job then fails.
+        """
+        self.run("scontrol", "update", f"JobId={job_id}", "StartTime=now+3", check=True)
 
     def wait_job(self, job_id: str, states: set[str], timeout: float) -> dict[str, str]:
         """Wait until the job is in one of ``states`` (e.g. ``{"COMPLETED"}``); returns its fields."""

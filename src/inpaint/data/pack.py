@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from inpaint.cli import console_logging
 from inpaint.data.config import DEFAULT_VAL_FRACTION
 from inpaint.data.shards import read_index, write_shards
 from inpaint.data.sources import SOURCES, DatasetLayoutError, build_records
@@ -92,7 +93,7 @@ class PackError(ValueError):
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 packed, 1 error)."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    console_logging()
     try:
         summary = _pack(args)
     except (DatasetLayoutError, PackError, FileExistsError, ValueError) as e:

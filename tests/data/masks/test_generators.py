@@ -107,7 +107,9 @@ def test_spec_errors_are_clear():
         build_mask_sampler({"type": "nvidia_train", "root": "???"})
 
 
-@pytest.mark.parametrize("name", ["strokes", "lama_thin", "lama_medium", "lama_thick", "mixed", "objects", "demo"])
+@pytest.mark.parametrize(
+    "name", ["strokes", "lama_thin", "lama_medium", "lama_thick", "mixed", "objects", "demo"]
+)
 def test_preset_names_draw_what_the_masks_configs_draw(name):
     # make_eval_masks --generator NAME and masks=NAME must draw the same masks
     cfg = to_plain(compose("train", [f"masks={name}"]).masks)
@@ -139,7 +141,13 @@ def test_objects_are_one_box_or_blob_of_the_configured_size():
 
 def test_the_demo_adds_objects_to_the_mixture():
     spec = to_plain(compose("train", ["masks=demo"]).masks.train)
-    assert [c["type"] for c in spec["components"].values()] == ["shapes", "strokes", "strokes", "strokes", "objects"]
+    assert [c["type"] for c in spec["components"].values()] == [
+        "shapes",
+        "strokes",
+        "strokes",
+        "strokes",
+        "objects",
+    ]
     assert compose("train").masks.name == "demo"  # what `make train` trains and validates on
 
 

@@ -16,6 +16,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from inpaint.cli import console_logging
 from inpaint.data.masks.factory import PRESET_NAMES, build_mask_sampler
 from inpaint.data.masks.generators import MaskSampler
 from inpaint.data.masks.ratio import BIN_NAMES
@@ -49,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 written, 1 bad input or unwritable output)."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    console_logging()
     try:
         sampler = _sampler(args.config, args.generator)
         ensure_writable_dir(args.out)  # fail before drawing hundreds of masks
