@@ -108,7 +108,8 @@ def run(args: argparse.Namespace) -> list[Table]:
             size, levels, batch = (32, 3, 2) if args.quick else (256, 7, 2)
             t0 = time.perf_counter()
             variants = cpu_variants(compile_step=args.compile_cpu)
-            emit(bench_step("cpu", size, levels, batch, repeats, variants=variants), t0)
+            matmul_n = 256 if args.quick else 2048
+            emit(bench_step("cpu", size, levels, batch, repeats, variants=variants, matmul_n=matmul_n), t0)
 
     if "levers" in args.only:
         from benchmarks.levers import bench_levers

@@ -364,6 +364,7 @@ def bench_step(
     inner: int = 1,
     variants: list[Variant] | None = None,
     seed: int = 0,
+    matmul_n: int = _MATMUL_N,
 ) -> Table:
     """Interleaved training-step throughput of the variants; the first variant is the baseline of the ratios.
 
@@ -374,6 +375,8 @@ def bench_step(
         inner: steps per timed block.
         variants: rows; :func:`cpu_variants` / :func:`cuda_variants` by default. The first must be the float32
             reference; every float32 project variant is checked against it before timing.
+        matmul_n: side of the square matmuls that measure the CPU's attainable rates (a smoke run makes it small:
+            a 2048³ bf16 matmul takes about a minute where the CPU has no bf16 dot products).
 
     Returns:
         the table (images/s, ratio, peak memory, loss check, FLOP-based utilisation).
@@ -433,7 +436,7 @@ def bench_step(
     if dev.type == "cpu":
         # The CPU's attainable rates are measured inside the same rounds, so MFU compares like with like even when
         # other processes load the machine; one matmul per precision, as bf16 variants run on bf16 units.
-        a, b = torch.randn(_MATMUL_N, _MATMUL_N), torch.randn(_MATMUL_N, _MATMUL_N)
+        a, b = torch.randn(matmul_n, matmul_n), torch.randn(matmul_n, matmul_n)
         a16, b16 = a.bfloat16(), b.bfloat16()
         fns[_MATMUL] = lambda: a @ b
         fns[_MATMUL_BF16] = lambda: a16 @ b16
@@ -449,13 +452,13 @@ def bench_step(
         peak_label = "data-sheet dense peak of the variant's precision" if sheet else "measured 8192³ matmul"
     else:
         peaks = {
-            "fp32": 2.0 * _MATMUL_N**3 / min(times.pop(_MATMUL)),
-            "bf16": 2.0 * _MATMUL_N**3 / min(times.pop(_MATMUL_BF16)),
+            "fp32": 2.0 * matmul_n**3 / min(times.pop(_MATMUL)),
+            "bf16": 2.0 * matmul_n**3 / min(times.pop(_MATMUL_BF16)),
         }
         cpu_times.pop(_MATMUL)
         cpu_times.pop(_MATMUL_BF16)
         peak_label = (
-            f"fastest {_MATMUL_N}³ matmul of the variant's precision in the same rounds; oneDNN convolutions can beat "
+            f"fastest {matmul_n}³ matmul of the variant's precision in the same rounds; oneDNN convolutions can beat "
             "it, so >100% is possible"
         )
 

@@ -159,7 +159,7 @@ def test_cuda_variants_code_path_runs_on_cpu() -> None:
         Variant("project fp32", "project"),
         Variant("project bf16 + channels_last", "project", bf16=True, channels_last=True),
     ]
-    table = bench_step("cpu", SIZE, LEVELS, BATCH, repeats=1, variants=variants)
+    table = bench_step("cpu", SIZE, LEVELS, BATCH, repeats=1, variants=variants, matmul_n=128)
     assert [r[0] for r in table.rows] == [v.name for v in variants]
     numerics = {r[0]: r[-1] for r in table.rows}
     assert numerics["project fp32"].startswith("equal")

@@ -265,10 +265,13 @@ class InpaintingDataModule(pl.LightningDataModule):
         return self.image_size if split == "train" else self.eval_image_size
 
     def _masks(self, split: str) -> MaskProvider:
-        provider = build_mask_provider(self.masks, split)
-        if isinstance(provider, BinnedMaskProvider):
-            size = self.size(split)
-            provider.check(size, size)  # unreachable bins fail here, not inside a worker
+        try:
+            provider = build_mask_provider(self.masks, split)
+            if isinstance(provider, BinnedMaskProvider):
+                size = self.size(split)
+                provider.check(size, size)  # unreachable bins fail here, not inside a worker
+        except (ValueError, RuntimeError) as e:  # a spec, or a generator, that cannot give this split's masks
+            raise ConfigError(f"masks ({split}): {e}") from None
         return provider
 
     def _policy(self, split: str) -> DecodePolicy:

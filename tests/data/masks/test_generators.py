@@ -129,7 +129,7 @@ def test_objects_are_one_box_or_blob_of_the_configured_size():
         box = boxes.sample(rng_for(3, i), 60, 80) == 0
         rows, cols = np.flatnonzero(box.any(1)), np.flatnonzero(box.any(0))
         assert box.sum() == len(rows) * len(cols)  # a filled axis-aligned rectangle
-        assert 0.1 * 60 - 1 <= min(len(rows), len(cols)) and max(len(rows), len(cols)) <= 0.77 * 60 + 1
+        assert min(len(rows), len(cols)) >= 0.1 * 60 - 1 and max(len(rows), len(cols)) <= 0.77 * 60 + 1
         blob = (blobs.sample(rng_for(3, i), 60, 80) == 0).astype(np.uint8)
         assert cv2.connectedComponents(blob)[0] == 2  # background + one hole
         assert blob.sum() < np.ptp(np.flatnonzero(blob.any(1))) * np.ptp(np.flatnonzero(blob.any(0))) + 200
@@ -174,3 +174,33 @@ def test_providers_train_changes_per_epoch_eval_is_fixed():
     assert [int(hole_ratio_bin(mask_hole_ratio(val.get(i, 0, 64, 64)[0]))) for i in range(6)] == list(
         range(6)
     )
+
+
+class _WrongShape:
+    def sample(self, rng, height, width):
+        return np.zeros((height + 1, width), np.float32)
+
+
+def test_a_generator_of_the_users_is_checked_and_named():
+    from inpaint.data.masks.generators import ExternalMaskSampler
+
+    with pytest.raises(
+        ValueError, match=r"_WrongShape.sample returned shape \(9, 8\).*expected a \(8, 8\) mask"
+    ):
+        ExternalMaskSampler(_WrongShape()).sample(rng_for(0), 8, 8)
+    with pytest.raises(ValueError, match="has no sample"):
+        ExternalMaskSampler(object())
+    with pytest.raises(ValueError, match="cannot import _target_ 'no_such_module.Gen'"):
+        build_mask_sampler({"_target_": "no_such_module.Gen"})
+    with pytest.raises(ValueError, match="either a 'type' or a '_target_'"):
+        build_mask_sampler(
+            {"type": "strokes", "_target_": "inpaint.data.masks.generators.StrokesMaskGenerator"}
+        )
+
+
+def test_a_built_in_generator_by_target_is_the_same_as_by_type():
+    by_target = build_mask_sampler(
+        {"_target_": "inpaint.data.masks.generators.ObjectMaskGenerator", "box_prob": 1.0}
+    )
+    by_type = build_mask_sampler({"type": "objects", "box_prob": 1.0})
+    np.testing.assert_array_equal(by_target.sample(rng_for(5), 32, 32), by_type.sample(rng_for(5), 32, 32))

@@ -7,6 +7,9 @@ sample ``i`` gets a fixed mask in NVIDIA bin ``i % 6``). A spec is a mapping wit
 - ``strokes``: LaMa-style brush strokes + boxes (:class:`StrokesMaskGenerator` fields).
 - ``objects``: object-sized boxes and blobs (:class:`ObjectMaskGenerator` fields).
 - ``mixture``: ``components`` = specs (a list, or a mapping name -> spec) each with a ``weight``.
+- ``_target_: my_module.MyGenerator`` instead of a ``type``: any class of any importable module, constructed from the
+  spec's other keys, whose ``sample(rng, height, width)`` returns an ``(H, W)`` mask, 1 = valid, 0 = hole
+  (``docs/extending.md``). The built-in types are built the same way (:func:`construct`).
 
 The generators' preset values live only in ``conf/masks/generator/*.yaml``; a preset name such as ``"mixed"`` is
 read from ``conf/masks/<name>.yaml`` (:func:`preset_spec`).
@@ -18,6 +21,8 @@ Generator specs accept ``hole_ratio: [low, high]`` to constrain every mask to ``
 
 from __future__ import annotations
 
+import importlib
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,6 +33,7 @@ import numpy as np
 from inpaint.config import to_plain
 from inpaint.data._rng import STREAM_TAGS, rng_for
 from inpaint.data.masks.generators import (
+    ExternalMaskSampler,
     MaskSampler,
     MixtureMaskGenerator,
     ObjectMaskGenerator,
@@ -72,54 +78,91 @@ def _pair(value: Any, name: str) -> tuple[Any, Any]:
     return value[0], value[1]
 
 
+def import_target(target: str, what: str) -> Any:
+    """The object a ``_target_`` names (``package.module.Name``), or a ValueError saying what could not be found."""
+    module_name, _, name = str(target).rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError, ValueError) as e:
+        raise ValueError(
+            f"{what}: cannot import _target_ {target!r} ({e}); is its module on PYTHONPATH?"
+        ) from None
+
+
+def construct(cls: type[Any], keys: Mapping[str, Any], what: str) -> Any:
+    """``cls(**keys)``, with [low, high] lists as tuples; a key ``cls`` does not take names the ones it does."""
+    params = inspect.signature(cls).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        allowed = set(params) - {"min_hole_ratio", "max_hole_ratio"}  # set by hole_ratio, not by hand
+        unknown = set(keys) - allowed
+        if unknown:
+            raise ValueError(f"{what} has unknown fields {sorted(unknown)}; allowed: {sorted(allowed)}")
+    kwargs = {
+        k: (_pair(v, k) if k in _TUPLE_FIELDS else tuple(v) if isinstance(v, list) else v)
+        for k, v in keys.items()
+    }
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{what}: {e}") from None
+
+
 def build_mask_sampler(spec: Mapping[str, Any] | str) -> MaskSampler:
     """A random mask sampler from a spec mapping (see module doc) or a preset name (``"mixed"``, ``"lama_thin"``...).
 
     Raises:
-        ValueError: unknown type, or fields that the type does not accept (named in the message).
+        ValueError: unknown type or ``_target_``, or fields that the generator does not accept (named in the message).
     """
     spec = dict(preset_spec(spec) if isinstance(spec, str) else to_plain(spec))
-    kind = spec.pop("type", None)
+    kind, target = spec.pop("type", None), spec.pop("_target_", None)
     spec.pop("weight", None)
     hole_ratio = spec.pop("hole_ratio", None)
-    if kind == "mixture":
-        comps = spec.pop("components", None)
-        if spec:
-            raise ValueError(f"mixture spec has unknown fields {sorted(spec)}")
-        if isinstance(comps, Mapping):  # named components, as the YAML composes them
-            comps = list(comps.values())
-        if not comps:
-            raise ValueError("mixture spec needs non-empty 'components'")
-        sampler: MaskSampler = MixtureMaskGenerator(
-            components=[build_mask_sampler(c) for c in comps],
-            weights=[float(dict(c).get("weight", 1.0)) for c in comps],
+    if kind is not None and target is not None:
+        raise ValueError(
+            f"a mask spec has either a 'type' or a '_target_', not both (type {kind!r}, _target_ {target!r})"
         )
-    elif kind in GENERATORS:
-        cls = GENERATORS[kind]
-        allowed = set(cls.__dataclass_fields__) - {"min_hole_ratio", "max_hole_ratio"}
-        unknown = set(spec) - allowed
-        if unknown:
-            raise ValueError(
-                f"{kind} mask spec has unknown fields {sorted(unknown)}; allowed: {sorted(allowed)}"
-            )
-        kwargs = {k: (_pair(v, k) if k in _TUPLE_FIELDS else v) for k, v in spec.items()}
-        sampler = cls(**kwargs)
+    if kind == "mixture":
+        sampler = _mixture(spec)
     elif kind == "nvidia_train":
-        if not spec.get("root") or spec.get("root") == "???":
-            raise ValueError("nvidia_train masks need 'root': the folder of NVIDIA's raw training masks")
-        root = spec.pop("root")
-        for k in ("dilation", "scale"):
-            if k in spec:
-                spec[k] = _pair(spec[k], k)
-        sampler = NvidiaTrainMasks(root, **spec)
+        sampler = _nvidia_train(spec)
+    elif target is not None:
+        generator = construct(import_target(target, "mask spec"), spec, f"mask generator {target}")
+        sampler = generator if isinstance(generator, MaskSampler) else ExternalMaskSampler(generator)
+    elif kind in GENERATORS:
+        sampler = construct(GENERATORS[kind], spec, f"{kind} mask spec")
     else:
         raise ValueError(
-            f"unknown mask type {kind!r} for a random sampler; expected {', '.join(GENERATORS)}, mixture or nvidia_train"
+            f"unknown mask type {kind!r} for a random sampler; expected {', '.join(GENERATORS)}, mixture, "
+            "nvidia_train, or a _target_ naming your own generator class"
         )
     if hole_ratio is not None:
         lo, hi = _pair(hole_ratio, "hole_ratio")
         sampler = sampler.with_hole_ratio_range(float(lo), float(hi))
     return sampler
+
+
+def _mixture(spec: dict[str, Any]) -> MaskSampler:
+    comps = spec.pop("components", None)
+    if spec:
+        raise ValueError(f"mixture spec has unknown fields {sorted(spec)}")
+    if isinstance(comps, Mapping):  # named components, as the YAML composes them
+        comps = list(comps.values())
+    if not comps:
+        raise ValueError("mixture spec needs non-empty 'components'")
+    return MixtureMaskGenerator(
+        components=[build_mask_sampler(c) for c in comps],
+        weights=[float(dict(c).get("weight", 1.0)) for c in comps],
+    )
+
+
+def _nvidia_train(spec: dict[str, Any]) -> MaskSampler:
+    if not spec.get("root") or spec.get("root") == "???":
+        raise ValueError("nvidia_train masks need 'root': the folder of NVIDIA's raw training masks")
+    root = spec.pop("root")
+    for k in ("dilation", "scale"):
+        if k in spec:
+            spec[k] = _pair(spec[k], k)
+    return NvidiaTrainMasks(root, **spec)
 
 
 class MaskProvider(ABC):

@@ -350,3 +350,56 @@ class MixtureMaskGenerator(MaskSampler):
             min_hole_ratio=low,
             max_hole_ratio=high,
         )
+
+
+class ExternalMaskSampler(MaskSampler):
+    """A generator from outside the package (any object with ``sample(rng, height, width)``), checked and held to
+    a hole-ratio range by redrawing.
+
+    Its masks are checked on every draw: (height, width), values in [0, 1], 1 = valid, 0 = hole; anything else is a
+    ValueError naming the generator's class. Within a range (:meth:`with_hole_ratio_range`) a mask outside it is
+    redrawn, up to ``max_tries`` times (then, as with the built-in generators, a warning and the last draw).
+
+    Example:
+        >>> class Square:
+        ...     def sample(self, rng, height, width):
+        ...         mask = np.ones((height, width), np.float32)
+        ...         mask[:4, :4] = 0
+        ...         return mask
+        >>> sampler = ExternalMaskSampler(Square())
+        >>> mask_hole_ratio(sampler.sample(np.random.default_rng(0), 8, 8))
+        0.25
+    """
+
+    def __init__(self, generator: object, max_tries: int = 100) -> None:
+        if not callable(getattr(generator, "sample", None)):
+            raise ValueError(f"{type(generator).__name__} has no sample(rng, height, width) method")
+        self.generator, self.max_tries = generator, max_tries
+
+    def sample(self, rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+        """One checked mask of the generator within the hole-ratio range: (height, width) float32, 1 = valid."""
+        for _ in range(self.max_tries):
+            mask = self._checked(self.generator.sample(rng, height, width), height, width)
+            if self._in_range(mask_hole_ratio(mask)):
+                return mask
+        log.warning(  # as the built-in generators do: the caller (e.g. a binned draw) decides what follows
+            "%s drew no mask with a hole ratio in (%.3f, %.3f] at %dx%d in %d tries; returning one with ratio %.4f",
+            type(self.generator).__name__,
+            self.min_hole_ratio,
+            self.max_hole_ratio,
+            height,
+            width,
+            self.max_tries,
+            mask_hole_ratio(mask),
+        )
+        return mask
+
+    def _checked(self, mask: object, height: int, width: int) -> np.ndarray:
+        arr = np.asarray(mask, dtype=np.float32)
+        if arr.shape != (height, width) or not np.all((arr >= 0) & (arr <= 1)):
+            raise ValueError(
+                f"{type(self.generator).__name__}.sample returned shape {arr.shape}, values "
+                f"[{arr.min() if arr.size else 'none'}, {arr.max() if arr.size else 'none'}]; expected a "
+                f"({height}, {width}) mask in [0, 1], 1 = valid pixel, 0 = hole"
+            )
+        return arr

@@ -1,0 +1,112 @@
+"""docs/extending.md as a user follows it: its mask generator, written into a module outside the package, drives
+the real commands (make_eval_masks, train, evaluate) exactly as the page shows them."""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.training.conftest import REPO_ROOT
+
+DOC = REPO_ROOT / "docs" / "extending.md"
+# Overrides that shrink the documented training command to a few seconds (it is the default demo otherwise).
+TINY_RUN = [
+    "trainer.max_steps=2",
+    "trainer.val_check_interval=2",
+    "validate_first=false",
+    "data.batch_size=2",
+    "data.eval_image_size=64",
+    "data.num_workers=0",
+    "model.net.base_channels=8",
+    "callbacks.image_grids.every_n_steps=0",
+    "logger=csv",
+]
+
+
+def _blocks(language: str) -> dict[str, str]:
+    """The page's code blocks in ``language``, keyed by their first line (``# my_masks.py``) or their text."""
+    text = DOC.read_text()
+    return {b.splitlines()[0]: b for b in re.findall(rf"```{language}\n(.*?)```", text, flags=re.S)}
+
+
+def _command(prefix: str) -> list[str]:
+    """The page's bash command that starts with ``prefix``, as argv without the environment assignment."""
+    lines = [line for b in _blocks("bash").values() for line in b.splitlines() if line.startswith(prefix)]
+    assert len(lines) == 1, f"docs/extending.md should show one command starting with {prefix!r}: {lines}"
+    argv = shlex.split(lines[0])
+    return argv[1:] if "=" in argv[0] else argv
+
+
+@pytest.fixture
+def user_dir(tmp_path: Path) -> Path:
+    """A user's folder holding the page's my_masks.py and my_squares.yaml."""
+    (tmp_path / "my_masks.py").write_text(_blocks("python")["# my_masks.py"])
+    (tmp_path / "my_squares.yaml").write_text(_blocks("yaml")["# my_squares.yaml"])
+    return tmp_path
+
+
+def _run(argv: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    assert argv[0] == "python", argv
+    path = os.pathsep.join(p for p in (".", str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "PYTHONPATH": path, "WANDB_MODE": "offline"}
+    return subprocess.run(
+        [sys.executable, *argv[1:]], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def _hole_ratio(png: Path) -> float:
+    return float((np.asarray(Image.open(png).convert("L")) > 127).mean())
+
+
+def _one_square_hole(png: Path) -> bool:
+    holes = np.asarray(Image.open(png).convert("L")) > 127  # mask files: white = hole
+    rows, cols = np.flatnonzero(holes.any(axis=1)), np.flatnonzero(holes.any(axis=0))
+    height, width = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+    return height == width and holes.sum() == height * width
+
+
+def test_the_documented_generator_writes_an_evaluation_set_of_squares_in_every_bin(user_dir):
+    proc = _run(_command("PYTHONPATH=. python -m inpaint.data.masks.make_eval_masks"), user_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    pngs = sorted((user_dir / "square_masks").rglob("*.png"))
+    assert len({p.parent.name for p in pngs}) == 6 and len(pngs) == 12  # --per-bin 2, six NVIDIA bins
+    assert all(_one_square_hole(p) for p in pngs)
+
+
+def test_the_documented_training_command_trains_with_the_users_generator(user_dir):
+    proc = _run([*_command("PYTHONPATH=. python -m inpaint.train masks=custom"), *TINY_RUN], user_dir)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    (ckpt,) = user_dir.glob("outputs/train/runs/*/checkpoints/last.ckpt")
+
+    # A misspelt key of the user's class: one line naming the keys it takes.
+    argv = [
+        a.replace("min_fraction", "min_fractoin")
+        for a in _command("PYTHONPATH=. python -m inpaint.train masks=custom")
+    ]
+    proc = _run([*argv, *TINY_RUN], user_dir)
+    output = proc.stdout + proc.stderr  # Hydra's log goes to stdout
+    assert proc.returncode == 1
+    assert "unknown fields ['min_fractoin']; allowed: ['max_fraction', 'min_fraction']" in output
+    assert "Traceback" not in output
+
+    # The documented evaluation on the user's fixed squares, with the model just trained.
+    made = _run(_command("PYTHONPATH=. python -m inpaint.data.masks.make_eval_masks"), user_dir)
+    assert made.returncode == 0, made.stderr[-3000:]
+    argv = [*_command("python -m inpaint.evaluate"), f"ckpt_path={ckpt}", "max_images=4", "baselines=[]"]
+    proc = _run([*argv, "output_dir=eval", "progress=false"], user_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # Every image was scored with one of the user's squares (64² files, scaled 2x to the 128² crops: same ratio).
+    squares = {round(_hole_ratio(p), 4) for p in (user_dir / "square_masks").rglob("*.png")}
+    with open(user_dir / "eval" / "per_image.csv") as f:
+        used = {round(float(row["hole_ratio"]), 4) for row in csv.DictReader(f)}
+    assert used and used <= squares, (used, squares)
