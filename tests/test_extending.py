@@ -47,10 +47,16 @@ def _command(prefix: str) -> list[str]:
 
 
 @pytest.fixture
-def user_dir(tmp_path: Path) -> Path:
-    """A user's folder holding the page's my_masks.py and my_squares.yaml."""
+def user_dir(tmp_path: Path, fake_data) -> Path:
+    """A user's folder holding the page's my_masks.py, my_squares.yaml and my_photos.py, and a catalogue of photos."""
     (tmp_path / "my_masks.py").write_text(_blocks("python")["# my_masks.py"])
     (tmp_path / "my_squares.yaml").write_text(_blocks("yaml")["# my_squares.yaml"])
+    (tmp_path / "my_photos.py").write_text(_blocks("python")["# my_photos.py"])
+    lines = []
+    for i, split in enumerate(["train"] * 6 + ["val"] * 2 + ["test"] * 2):
+        fake_data.jpeg(tmp_path / "my_photos" / "pictures" / f"{i}.jpg", 96, 128, seed=i)
+        lines.append(f"{split},pictures/{i}.jpg")
+    (tmp_path / "my_photos" / "catalogue.csv").write_text("\n".join(lines) + "\n")
     return tmp_path
 
 
@@ -110,3 +116,21 @@ def test_the_documented_training_command_trains_with_the_users_generator(user_di
     with open(user_dir / "eval" / "per_image.csv") as f:
         used = {round(float(row["hole_ratio"]), 4) for row in csv.DictReader(f)}
     assert used and used <= squares, (used, squares)
+
+
+def test_the_documented_dataset_trains_and_its_keys_are_checked(user_dir):
+    argv = _command("PYTHONPATH=. python -m inpaint.train data=custom")
+    proc = _run([*argv, *TINY_RUN, "data.image_size=64"], user_dir)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-4000:]
+    assert "train: 6 images from Catalogue" in output and "val: 2 images from Catalogue" in output
+
+    proc = _run([*argv, *TINY_RUN, "+data.catalog=list.csv"], user_dir)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and "Traceback" not in output
+    assert "unknown key(s) 'catalog' (did you mean 'catalogue'?)" in output
+
+    proc = _run([*argv, *TINY_RUN, "+data.catalogue=missing.csv"], user_dir)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and "Traceback" not in output
+    assert "missing.csv not found: expected lines 'split,relative/path.jpg'" in output

@@ -1,6 +1,6 @@
-"""Every public name and command the README shows exists.
+"""Every public name and command the README and the manual (docs/*.md) show exists.
 
-The README is parsed at test time, so a renamed class or module fails here instead of in a user's shell:
+They are parsed at test time, so a renamed class or module fails here instead of in a user's shell:
 
 - every ``from inpaint... import X, Y`` imports;
 - every ``python -m inpaint.X`` module imports and has a ``main`` or an ``if __name__ == "__main__":`` block;
@@ -27,7 +27,9 @@ _DOTTED = re.compile(r"`(inpaint(?:\.\w+)+)(?:\(\))?`")
 
 
 def _readme() -> str:
-    return README.read_text(encoding="utf-8")
+    """The README and every page of docs/, one text."""
+    pages = [README, *sorted((README.parent / "docs").glob("*.md"))]
+    return "\n".join(p.read_text(encoding="utf-8") for p in pages)
 
 
 def readme_imports() -> list[tuple[str, str]]:

@@ -8,6 +8,8 @@ Hydra; these helpers are the only place that touches OmegaConf containers direct
 from __future__ import annotations
 
 import copy
+import importlib
+import inspect
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -61,6 +63,38 @@ OmegaConf.register_new_resolver("cpu_precision", cpu_precision, replace=True)
 
 class ConfigError(ValueError):
     """A configuration value that cannot work; the message names the key and what is expected."""
+
+
+def import_target(target: str, what: str) -> Any:
+    """The object a ``_target_`` names (``package.module.Name``), or a ConfigError saying what could not be found."""
+    module_name, _, name = str(target).rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError, ValueError) as e:
+        raise ConfigError(
+            f"{what}: cannot import _target_ {target!r} ({e}); is its module on PYTHONPATH?"
+        ) from None
+
+
+def accepted_keys(cls: type[Any]) -> set[str] | None:
+    """The keyword arguments ``cls`` takes (None: any, it has ``**kwargs``)."""
+    params = inspect.signature(cls).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return None
+    return {n for n, p in params.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL}
+
+
+def construct(cls: type[Any], keys: Mapping[str, Any], what: str) -> Any:
+    """``cls(**keys)`` with lists as tuples: the one way a ``_target_`` of a source or generator is built. A key
+    that ``cls`` does not take is a ConfigError naming the ones it does, as is an error of its constructor."""
+    allowed = accepted_keys(cls)
+    unknown = set(keys) - allowed if allowed is not None else set()
+    if unknown:
+        raise ConfigError(f"{what} has unknown fields {sorted(unknown)}; allowed: {sorted(allowed or ())}")
+    try:
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in keys.items()})
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{what}: {e}") from None
 
 
 def check_arg_types(fn: Any, values: Mapping[str, Any], prefix: str) -> None:

@@ -144,13 +144,11 @@ def test_samples_are_the_bundled_photos_with_held_out_val_and_test_sets():
 def test_photos_of_a_package_that_is_not_installed_are_skipped_loudly(monkeypatch, caplog):
     import importlib.util
 
-    from inpaint.data import sources
-
     real = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "gradio" else real(name, *a)
     )
-    with caplog.at_level("WARNING", logger=sources.log.name):
+    with caplog.at_level("WARNING", logger="inpaint.data.sources.samples"):
         train = sample_records("train")
     assert len(train) == 17 and not any(r.key.startswith("gradio/") for r in train)
     assert "gradio/media_assets/images/tower.jpg" in caplog.text and "skipped" in caplog.text

@@ -9,7 +9,8 @@ Public API (imported lazily so ``import inpaint.data`` stays cheap):
 - :func:`build_datamodule`, :class:`InpaintingDataModule` - train/val/test loaders from ``conf/data`` + ``conf/masks``.
 - :mod:`inpaint.data.masks`: generators, NVIDIA's masks, fixed mask sets, hole ratios.
 - :func:`write_eval_mask_set`, :func:`build_mask_sampler`, :func:`build_mask_provider`, generator classes.
-- :func:`build_records` and the per-layout record functions; :func:`load_rgb`.
+- :mod:`inpaint.data.sources` (one module per layout; any class with ``records(split)``), :func:`build_records`;
+  :func:`load_rgb`.
 - :func:`write_shards`, :class:`ShardStream`, :func:`expand_shard_urls`.
 """
 

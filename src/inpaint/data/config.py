@@ -1,9 +1,10 @@
 """What a ``conf/data`` file may say: :class:`DataConfig` and its two :class:`TransformConfig` s.
 
-Every key of every data config is a field here, with its type and default, so a class shows what it accepts and a
-misspelt key (``data.batchsize=8``) fails at once with the list of valid keys and the closest one, instead of being
-ignored. ``conf/data/base.yaml`` sets the loader keys that every source shares; each source's file states only what
-differs. Paths of the on-disk layouts are documented in ``docs/data.md``.
+The keys every source shares (loaders, crops, splits, transforms) are fields here, with their types and defaults;
+the source's own keys (Places2's ``variant``, a folder's ``val_root``, ...) are the constructor arguments of its class
+(:mod:`inpaint.data.sources`). A key that is neither (``data.batchsize=8``) fails at once with the list of valid keys
+and the closest one, instead of being ignored. ``conf/data/base.yaml`` sets the shared keys; each source's file states
+only what differs. Paths of the on-disk layouts are documented in ``docs/data.md``.
 """
 
 from __future__ import annotations
@@ -14,11 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["DEFAULT_VAL_FRACTION", "DataConfig", "TransformConfig", "from_mapping"]
+from inpaint.config import ConfigError
 
-DEFAULT_VAL_FRACTION = (
-    0.05  # the folder source's hash-based hold-out, also what `python -m inpaint.data.pack` uses
-)
+__all__ = ["DataConfig", "TransformConfig", "from_mapping", "unknown_keys_message"]
 
 
 @dataclass(frozen=True)
@@ -47,16 +46,17 @@ class TransformConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """A data source and how its loaders run. Keys of one source are ignored by the others.
+    """A data source and how its loaders run.
 
-    Common: ``source`` (places2 | celeba | celeba_hq | folder | samples | shards), ``root``, crop sizes, batch and
-    loader settings, the splits that serve validation and test, transforms. Source-specific: places2 ``variant``,
-    ``resolution``; celeba_hq ``image_dir``, ``train_list``, ``val_list``, ``test_list``; folder ``file_list``,
-    ``val_root``, ``val_file_list``, ``val_fraction``, ``test_fraction``; samples ``val_images``, ``test_images``; shards
-    ``train_shards``, ``val_shards``, ``test_shards``, ``shuffle_buffer``, ``ddp_equalize``.
+    The source is a class named by ``_target_`` (here ``target``) or a built-in's name (``source``: places2 | celeba
+    | celeba_hq | folder | samples | shards), constructed from ``root`` and ``source_keys``: the config's keys that
+    are not fields here. Everything else is shared: crop sizes, batch and loader settings, the splits that serve
+    validation and test, transforms.
     """
 
-    source: str
+    source: str | None = None
+    target: str | None = None
+    source_keys: Mapping[str, Any] = field(default_factory=dict)
     root: str | None = None
     image_size: int = 256  # training crop side (a multiple of 2**levels)
     eval_image_size: int | None = None  # validation/test crop side; None = image_size
@@ -82,37 +82,15 @@ class DataConfig:
     face_crop: int | None = None
     train_transform: TransformConfig = field(default_factory=TransformConfig)
     val_transform: TransformConfig = field(default_factory=TransformConfig)
-    # places2
-    variant: str = "standard"
-    resolution: str = "256"
-    # celeba_hq
-    image_dir: str | None = None
-    train_list: str | None = None
-    val_list: str | None = None
-    test_list: str | None = None
-    # folder
-    file_list: str | None = None
-    val_root: str | None = None
-    val_file_list: str | None = None
-    val_fraction: float = DEFAULT_VAL_FRACTION
-    test_fraction: float = 0.0
-    # samples
-    val_images: tuple[str, ...] | None = None
-    test_images: tuple[str, ...] | None = None
-    # shards
-    train_shards: str | None = None
-    val_shards: str | None = None
-    test_shards: str | None = None
-    shuffle_buffer: int = 1000
-    ddp_equalize: bool = True
+
+    @property
+    def source_name(self) -> str:
+        """The source in messages: its built-in name or its class name."""
+        return self.source or str(self.target).rpartition(".")[2]
 
     def replace(self, **changes: Any) -> DataConfig:
         """A copy with some fields changed (e.g. the evaluation's batch size)."""
         return dataclasses.replace(self, **changes)
-
-    def split_list(self, split: str) -> str | None:
-        """The list file of a CelebA-HQ split."""
-        return {"train": self.train_list, "val": self.val_list, "test": self.test_list}[split]
 
 
 def from_mapping(cls: type[Any], values: Mapping[str, Any] | Any, what: str) -> Any:
@@ -127,18 +105,40 @@ def from_mapping(cls: type[Any], values: Mapping[str, Any] | Any, what: str) -> 
 
     plain = to_plain(values, what) if values is not None else {}
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    source_keys: dict[str, Any] = {}
+    if cls is DataConfig:
+        plain, source_keys = _split_source_keys(dict(plain), fields, what)
     unknown = sorted(set(plain) - set(fields))
     if unknown:
-        close = {k: difflib.get_close_matches(k, list(fields), n=1) for k in unknown}
-        hints = "; ".join(f"{k!r}" + (f" (did you mean {m[0]!r}?)" if m else "") for k, m in close.items())
-        raise ValueError(f"{what}: unknown key(s) {hints}. Valid keys: {', '.join(sorted(fields))}")
-    kwargs = {}
+        raise ConfigError(unknown_keys_message(unknown, list(fields), what))
+    kwargs: dict[str, Any] = {"source_keys": source_keys} if cls is DataConfig else {}
     for name, value in plain.items():
         if name.endswith("_transform"):
             value = from_mapping(TransformConfig, value or {}, f"{what}.{name}")
-        elif isinstance(value, list) and cls in (DataConfig, TransformConfig):
+        elif isinstance(value, list) and cls is TransformConfig:
             value = tuple(value)
         kwargs[name] = value
-    if cls is DataConfig and "source" not in kwargs:
-        raise ValueError(f"{what}: needs 'source' (places2 | celeba | celeba_hq | folder | samples | shards)")
     return cls(**kwargs)
+
+
+def unknown_keys_message(unknown: list[str], valid: list[str], what: str) -> str:
+    """``what: unknown key(s) 'x' (did you mean 'y'?). Valid keys: ...``"""
+    close = {k: difflib.get_close_matches(k, valid, n=1) for k in unknown}
+    hints = "; ".join(f"{k!r}" + (f" (did you mean {m[0]!r}?)" if m else "") for k, m in close.items())
+    return f"{what}: unknown key(s) {hints}. Valid keys: {', '.join(sorted(valid))}"
+
+
+def _split_source_keys(
+    plain: dict[str, Any], fields: Mapping[str, Any], what: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(shared keys, the source's own keys) of a data config; the source checks its own when it is built
+    (:func:`inpaint.data.sources.build_source`)."""
+    if "_target_" in plain:
+        plain["target"] = plain.pop("_target_")
+    if not plain.get("source") and not plain.get("target"):
+        raise ConfigError(
+            f"{what}: needs '_target_' (a source class) or 'source' (places2 | celeba | celeba_hq | folder | samples "
+            "| shards)"
+        )
+    own = {k: plain.pop(k) for k in list(plain) if k not in fields}
+    return plain, own

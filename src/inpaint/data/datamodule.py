@@ -24,7 +24,7 @@ from inpaint.data.config import DataConfig, from_mapping
 from inpaint.data.datasets import DecodePolicy, InpaintingDataset
 from inpaint.data.masks.factory import BinnedMaskProvider, MaskProvider, MasksConfig, build_mask_provider
 from inpaint.data.shards import ShardStream, expand_shard_urls, read_shard_counts
-from inpaint.data.sources import build_records
+from inpaint.data.sources import Shards, build_records, build_source
 from inpaint.data.transforms import build_transform
 
 log = logging.getLogger(__name__)
@@ -228,6 +228,7 @@ class InpaintingDataModule(pl.LightningDataModule):
     def __init__(self, data: DataConfig | Mapping[str, Any], masks: MasksConfig | Mapping[str, Any]) -> None:
         super().__init__()
         self.config: DataConfig = from_mapping(DataConfig, data, "data config")
+        self.source = build_source(self.config)
         self.masks: MasksConfig = from_mapping(MasksConfig, masks, "masks config")
         c = self.config
         self.image_size = int(c.image_size)
@@ -291,23 +292,21 @@ class InpaintingDataModule(pl.LightningDataModule):
     def test_is_validation(self) -> bool:
         """Whether the test loader reads the same images as the validation loader (checkpoint selection): then test
         numbers of a checkpoint selected by validation are optimistic, and reports must say so."""
-        c = self.config
-        if c.source == "shards":
-            return c.test_shards in (None, c.val_shards)
-        if c.source == "folder" and c.val_root:
-            return True
-        test = self._source_split("test")
-        if c.source == "folder" and test == "test" and not c.test_fraction:
-            return True
-        return test == self._source_split("val")
+        if isinstance(self.source, Shards):
+            return self.source.spec("test") == self.source.spec("val")
+        val, test = self._source_split("val"), self._source_split("test")
+        return val == test or self._keys(test) == self._keys(val)
+
+    def _keys(self, source_split: str) -> list[str]:
+        return [r.key for r in build_records(self.config, source_split)]
 
     def build_dataset(self, split: str) -> InpaintingDataset | ShardStream:
         """Construct the dataset of ``split`` (``"train"``, ``"val"``, ``"test"``) without caching it."""
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         c = self.config
-        if c.source == "shards":
-            return self._build_shards(split)
+        if isinstance(self.source, Shards):
+            return self._build_shards(split, self.source)
         records = build_records(c, self._source_split(split))
         limit = getattr(
             c, f"limit_{split}"
@@ -327,16 +326,12 @@ class InpaintingDataModule(pl.LightningDataModule):
             repeats=repeats,
             cache_decoded=c.cache_decoded,
         )
-        log.info("%s: %d images from %s (%d samples per epoch)", split, len(records), c.source, len(ds))
+        log.info("%s: %d images from %s (%d samples per epoch)", split, len(records), c.source_name, len(ds))
         return ds
 
-    def _build_shards(self, split: str) -> ShardStream:
+    def _build_shards(self, split: str, shards: Shards) -> ShardStream:
         c = self.config
-        spec = getattr(c, f"{split}_shards")
-        if spec is None and split == "test":
-            spec = c.val_shards
-        if spec is None:
-            raise ValueError(f"shards data config needs '{split}_shards' (a glob, brace pattern or URL)")
+        spec = shards.spec(split)
         urls = expand_shard_urls(spec, c.root)
         counts = read_shard_counts(urls)
         rank, world = self._rank_world()
@@ -356,10 +351,10 @@ class InpaintingDataModule(pl.LightningDataModule):
             seed=c.seed,
             rank=rank,
             world_size=world,
-            shuffle_buffer=c.shuffle_buffer,
+            shuffle_buffer=shards.shuffle_buffer,
             counts=counts,
             samples_per_epoch=spe,
-            equalize=c.ddp_equalize,
+            equalize=shards.ddp_equalize,
         )
         ds.set_num_workers(self.num_workers)
         log.info("%s: %d shards (rank %d of %d)", split, len(urls), rank, world)

@@ -29,9 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from inpaint.cli import console_logging
-from inpaint.data.config import DEFAULT_VAL_FRACTION
 from inpaint.data.shards import read_index, write_shards
-from inpaint.data.sources import SOURCES, DatasetLayoutError, build_records
+from inpaint.data.sources import DEFAULT_VAL_FRACTION, SOURCES, DatasetLayoutError, build_records
 from inpaint.io import describe_os_error
 
 log = logging.getLogger("inpaint.data.pack")

@@ -9,7 +9,7 @@ sample ``i`` gets a fixed mask in NVIDIA bin ``i % 6``). A spec is a mapping wit
 - ``mixture``: ``components`` = specs (a list, or a mapping name -> spec) each with a ``weight``.
 - ``_target_: my_module.MyGenerator`` instead of a ``type``: any class of any importable module, constructed from the
   spec's other keys, whose ``sample(rng, height, width)`` returns an ``(H, W)`` mask, 1 = valid, 0 = hole
-  (``docs/extending.md``). The built-in types are built the same way (:func:`construct`).
+  (``docs/extending.md``). The built-in types are built the same way (:func:`construct_generator`).
 
 The generators' preset values live only in ``conf/masks/generator/*.yaml``; a preset name such as ``"mixed"`` is
 read from ``conf/masks/<name>.yaml`` (:func:`preset_spec`).
@@ -21,8 +21,6 @@ Generator specs accept ``hole_ratio: [low, high]`` to constrain every mask to ``
 
 from __future__ import annotations
 
-import importlib
-import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from inpaint.config import to_plain
+from inpaint.config import accepted_keys, construct, import_target, to_plain
 from inpaint.data._rng import STREAM_TAGS, rng_for
 from inpaint.data.masks.generators import (
     ExternalMaskSampler,
@@ -78,33 +76,15 @@ def _pair(value: Any, name: str) -> tuple[Any, Any]:
     return value[0], value[1]
 
 
-def import_target(target: str, what: str) -> Any:
-    """The object a ``_target_`` names (``package.module.Name``), or a ValueError saying what could not be found."""
-    module_name, _, name = str(target).rpartition(".")
-    try:
-        return getattr(importlib.import_module(module_name), name)
-    except (ImportError, AttributeError, ValueError) as e:
-        raise ValueError(
-            f"{what}: cannot import _target_ {target!r} ({e}); is its module on PYTHONPATH?"
-        ) from None
-
-
-def construct(cls: type[Any], keys: Mapping[str, Any], what: str) -> Any:
-    """``cls(**keys)``, with [low, high] lists as tuples; a key ``cls`` does not take names the ones it does."""
-    params = inspect.signature(cls).parameters
-    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        allowed = set(params) - {"min_hole_ratio", "max_hole_ratio"}  # set by hole_ratio, not by hand
+def construct_generator(cls: type[Any], keys: Mapping[str, Any], what: str) -> Any:
+    """A generator from its spec's keys (:func:`inpaint.config.construct`), its ``[low, high]`` fields checked."""
+    allowed = accepted_keys(cls)
+    if allowed is not None:  # set through hole_ratio, not by hand
+        allowed -= {"min_hole_ratio", "max_hole_ratio"}
         unknown = set(keys) - allowed
         if unknown:
             raise ValueError(f"{what} has unknown fields {sorted(unknown)}; allowed: {sorted(allowed)}")
-    kwargs = {
-        k: (_pair(v, k) if k in _TUPLE_FIELDS else tuple(v) if isinstance(v, list) else v)
-        for k, v in keys.items()
-    }
-    try:
-        return cls(**kwargs)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"{what}: {e}") from None
+    return construct(cls, {k: (_pair(v, k) if k in _TUPLE_FIELDS else v) for k, v in keys.items()}, what)
 
 
 def build_mask_sampler(spec: Mapping[str, Any] | str) -> MaskSampler:
@@ -126,10 +106,10 @@ def build_mask_sampler(spec: Mapping[str, Any] | str) -> MaskSampler:
     elif kind == "nvidia_train":
         sampler = _nvidia_train(spec)
     elif target is not None:
-        generator = construct(import_target(target, "mask spec"), spec, f"mask generator {target}")
+        generator = construct_generator(import_target(target, "mask spec"), spec, f"mask generator {target}")
         sampler = generator if isinstance(generator, MaskSampler) else ExternalMaskSampler(generator)
     elif kind in GENERATORS:
-        sampler = construct(GENERATORS[kind], spec, f"{kind} mask spec")
+        sampler = construct_generator(GENERATORS[kind], spec, f"{kind} mask spec")
     else:
         raise ValueError(
             f"unknown mask type {kind!r} for a random sampler; expected {', '.join(GENERATORS)}, mixture, "
