@@ -11,7 +11,7 @@ import copy
 import importlib
 import inspect
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,11 +84,14 @@ def accepted_keys(cls: type[Any]) -> set[str] | None:
     return {n for n, p in params.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL}
 
 
-def construct(cls: type[Any], keys: Mapping[str, Any], what: str) -> Any:
+def construct(cls: type[Any], keys: Mapping[str, Any], what: str, reserved: Collection[str] = ()) -> Any:
     """``cls(**keys)`` with lists as tuples: the one way a ``_target_`` of a source or generator is built. A key
-    that ``cls`` does not take is a ConfigError naming the ones it does, as is an error of its constructor."""
+    that ``cls`` does not take, or one of ``reserved`` (arguments that are set otherwise), is a ConfigError naming
+    the ones it takes, as is an error of its constructor."""
     allowed = accepted_keys(cls)
-    unknown = set(keys) - allowed if allowed is not None else set()
+    if allowed is not None:
+        allowed -= set(reserved)
+    unknown = set(keys) - allowed if allowed is not None else set(keys) & set(reserved)
     if unknown:
         raise ConfigError(f"{what} has unknown fields {sorted(unknown)}; allowed: {sorted(allowed or ())}")
     try:

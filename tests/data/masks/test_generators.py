@@ -204,3 +204,22 @@ def test_a_built_in_generator_by_target_is_the_same_as_by_type():
     )
     by_type = build_mask_sampler({"type": "objects", "box_prob": 1.0})
     np.testing.assert_array_equal(by_target.sample(rng_for(5), 32, 32), by_type.sample(rng_for(5), 32, 32))
+
+
+class _Band:
+    """A user's generator whose key shares a name with a built-in pair field (``size``) but is a number."""
+
+    def __init__(self, size: int = 4) -> None:
+        self.size = size
+
+    def sample(self, rng, height, width):
+        mask = np.ones((height, width), np.float32)
+        mask[: self.size] = 0.0
+        return mask
+
+
+def test_a_users_generator_takes_its_keys_as_given():
+    sampler = build_mask_sampler({"_target_": f"{__name__}._Band", "size": 3})
+    assert (sampler.sample(rng_for(0), 8, 8) == 0).sum() == 3 * 8
+    with pytest.raises(ValueError, match=r"unknown fields \['min_hole_ratio'\]; allowed: \['size'\]"):
+        build_mask_sampler({"_target_": f"{__name__}._Band", "min_hole_ratio": 0.2})
