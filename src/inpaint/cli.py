@@ -1,5 +1,6 @@
-"""What the command-line tools share (predict, export, the page, pack, make_eval_masks): argument types that turn a bad value into
-argparse's one-line usage error (the Inpainter's option flags: :meth:`inpaint.inference.InferenceOptions.add_arguments`).
+"""What the command-line tools share (predict, export, the page, pack, make_eval_masks): their console logging,
+and argument types that turn a bad value into argparse's one-line usage error (the Inpainter's option flags:
+:meth:`inpaint.inference.InferenceOptions.add_arguments`).
 
 The tools themselves only parse their arguments and call the library; nothing here reads or writes a file.
 """

@@ -24,7 +24,7 @@ from inpaint.data.config import DataConfig, from_mapping
 from inpaint.data.datasets import DecodePolicy, InpaintingDataset
 from inpaint.data.masks.factory import BinnedMaskProvider, MaskProvider, MasksConfig, build_mask_provider
 from inpaint.data.shards import ShardStream, expand_shard_urls, read_shard_counts
-from inpaint.data.sources import Shards, build_records, build_source
+from inpaint.data.sources import ImageRecord, Shards, build_source, split_records
 from inpaint.data.transforms import build_transform
 
 log = logging.getLogger(__name__)
@@ -246,6 +246,7 @@ class InpaintingDataModule(pl.LightningDataModule):
             if value < least:
                 raise ConfigError(f"data.{key} must be at least {least}, got {value}")
         self.datasets: dict[str, InpaintingDataset | ShardStream] = {}
+        self._listed: dict[str, list[ImageRecord]] = {}
 
     # -------------------------------------------------------------------------------------------- construction
 
@@ -295,10 +296,13 @@ class InpaintingDataModule(pl.LightningDataModule):
         if isinstance(self.source, Shards):
             return self.source.spec("test") == self.source.spec("val")
         val, test = self._source_split("val"), self._source_split("test")
-        return val == test or self._keys(test) == self._keys(val)
+        return val == test or self._records(test) == self._records(val)
 
-    def _keys(self, source_split: str) -> list[str]:
-        return [r.key for r in build_records(self.config, source_split)]
+    def _records(self, source_split: str) -> list[ImageRecord]:
+        """The records of a split of the source, listed once (Places2's train list has 1.8 M lines)."""
+        if source_split not in self._listed:
+            self._listed[source_split] = split_records(self.source, self.config, source_split)
+        return self._listed[source_split]
 
     def build_dataset(self, split: str) -> InpaintingDataset | ShardStream:
         """Construct the dataset of ``split`` (``"train"``, ``"val"``, ``"test"``) without caching it."""
@@ -307,7 +311,7 @@ class InpaintingDataModule(pl.LightningDataModule):
         c = self.config
         if isinstance(self.source, Shards):
             return self._build_shards(split, self.source)
-        records = build_records(c, self._source_split(split))
+        records = self._records(self._source_split(split))
         limit = getattr(
             c, f"limit_{split}"
         )  # limit_val / limit_test apply to whichever source split serves them

@@ -27,7 +27,7 @@ from inpaint.data.sources.samples import (
     bundled_photos,
     sample_records,
 )
-from inpaint.data.sources.select import build_records, build_source
+from inpaint.data.sources.select import build_records, build_source, split_records
 from inpaint.data.sources.shards import Shards
 
 __all__ = [
@@ -57,4 +57,5 @@ __all__ = [
     "places2_records",
     "sample_records",
     "source_class",
+    "split_records",
 ]

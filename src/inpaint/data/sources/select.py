@@ -42,7 +42,11 @@ def build_records(data: DataConfig | Mapping[str, Any], split: str) -> list[Imag
         split: ``train``, ``val``, ``test`` or ``holdout``.
     """
     cfg = from_mapping(DataConfig, data, "data config")
-    source = build_source(cfg)
+    return split_records(build_source(cfg), cfg, split)
+
+
+def split_records(source: Any, cfg: DataConfig, split: str) -> list[ImageRecord]:
+    """:func:`build_records` of a source already built from ``cfg`` (:func:`build_source`)."""
     if not callable(getattr(source, "records", None)):
         raise ConfigError(f"data source {cfg.source_name} has no records(split) method (shards are streamed)")
     if split != "holdout":
