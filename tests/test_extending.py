@@ -1,5 +1,6 @@
-"""docs/extending.md as a user follows it: its mask generator, written into a module outside the package, drives
-the real commands (make_eval_masks, train, evaluate) exactly as the page shows them."""
+"""docs/extending.md as a user follows it: its dataset, mask generator and loss term, written into modules outside the
+package, drive the real commands (make_eval_masks, train, evaluate) exactly as the page shows them, and its inference
+option is the package's own, used by predict and evaluate as shown."""
 
 from __future__ import annotations
 
@@ -52,6 +53,7 @@ def user_dir(tmp_path: Path, fake_data) -> Path:
     (tmp_path / "my_masks.py").write_text(_blocks("python")["# my_masks.py"])
     (tmp_path / "my_squares.yaml").write_text(_blocks("yaml")["# my_squares.yaml"])
     (tmp_path / "my_photos.py").write_text(_blocks("python")["# my_photos.py"])
+    (tmp_path / "my_losses.py").write_text(_blocks("python")["# my_losses.py"])
     lines = []
     for i, split in enumerate(["train"] * 6 + ["val"] * 2 + ["test"] * 2):
         fake_data.jpeg(tmp_path / "my_photos" / "pictures" / f"{i}.jpg", 96, 128, seed=i)
@@ -108,7 +110,12 @@ def test_the_documented_training_command_trains_with_the_users_generator(user_di
     # The documented evaluation on the user's fixed squares, with the model just trained.
     made = _run(_command("PYTHONPATH=. python -m inpaint.data.masks.make_eval_masks"), user_dir)
     assert made.returncode == 0, made.stderr[-3000:]
-    argv = [*_command("python -m inpaint.evaluate"), f"ckpt_path={ckpt}", "max_images=4", "baselines=[]"]
+    argv = [
+        *_command("python -m inpaint.evaluate masks=mixed"),
+        f"ckpt_path={ckpt}",
+        "max_images=4",
+        "baselines=[]",
+    ]
     proc = _run([*argv, "output_dir=eval", "progress=false"], user_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]
     # Every image was scored with one of the user's squares (64² files, scaled 2x to the 128² crops: same ratio).
@@ -134,3 +141,48 @@ def test_the_documented_dataset_trains_and_its_keys_are_checked(user_dir):
     output = proc.stdout + proc.stderr
     assert proc.returncode == 1 and "Traceback" not in output
     assert "missing.csv not found: expected lines 'split,relative/path.jpg'" in output
+
+
+def test_the_documented_loss_term_is_trained_logged_and_needs_its_weight(user_dir):
+    argv = _command("PYTHONPATH=. python -m inpaint.train +loss.extra_terms")
+    proc = _run([*argv, *TINY_RUN], user_dir)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    (metrics,) = user_dir.glob("outputs/train/runs/*/csv/**/metrics.csv")
+    with open(metrics) as f:
+        values = [float(row["train/edges"]) for row in csv.DictReader(f) if row.get("train/edges")]
+    assert values and all(v > 0 for v in values)  # random fills have gradients the target lacks
+
+    proc = _run([*(a for a in argv if "weights" not in a), *TINY_RUN], user_dir)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and "Traceback" not in output
+    assert "extra loss term(s) ['edges'] have no weight" in output
+
+
+def test_the_documented_inference_option_is_the_packages_and_its_commands_work(user_dir, tiny):
+    (field_block,) = (b for first, b in _blocks("python").items() if first.strip().startswith("grow_hole:"))
+    assert field_block in (REPO_ROOT / "src" / "inpaint" / "inference.py").read_text()
+
+    tiny.checkpoint(user_dir / "last.ckpt")
+    photo = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    Image.fromarray(photo).save(user_dir / "photo.jpg", quality=95)
+    hole = np.zeros((48, 64), np.uint8)
+    hole[20:30, 25:40] = 255
+    Image.fromarray(hole).save(user_dir / "photo_mask.png")
+    proc = _run(_command("python -m inpaint.predict"), user_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "grow_hole=3" in proc.stderr
+    given = np.asarray(Image.open(user_dir / "photo.jpg"))
+    changed = (np.asarray(Image.open(user_dir / "filled.png")) != given).any(axis=-1)
+    assert not changed[:17].any() and not changed[33:].any() and not changed[:, :22].any()
+    assert not changed[:, 43:].any()  # nothing beyond 3 px of the hole changed...
+    assert changed[17:20].any() or changed[30:33].any()  # ...and the ring was filled
+
+    argv = [
+        *_command("python -m inpaint.evaluate ckpt_path"),
+        "max_images=2",
+        "baselines=[]",
+        "progress=false",
+    ]
+    proc = _run([*argv, "output_dir=eval"], user_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "grow_hole=2" in (user_dir / "eval" / "metrics.md").read_text()

@@ -429,6 +429,53 @@ def test_poisson_blend_is_checked(bad) -> None:
         Inpainter(_SizeTag(), poisson_blend=bad)
 
 
+class _Constant(torch.nn.Module):
+    """Fills every hole with 0.5."""
+
+    levels = 1
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return torch.full_like(image, 0.5)
+
+
+def _changed_box(changed: np.ndarray) -> tuple[int, int, int, int]:
+    rows, cols = np.flatnonzero(changed.any(axis=1)), np.flatnonzero(changed.any(axis=0))
+    return int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])
+
+
+@pytest.mark.parametrize("grow", [0, 1, 3])
+def test_grow_hole_fills_that_many_more_pixels_around_each_hole(grow: int) -> None:
+    image = np.zeros((40, 50, 3), np.uint8)  # black: the constant fill (128) changes every pixel it fills
+    hole = np.zeros((40, 50), bool)
+    hole[10:20, 15:30] = True
+    out = Inpainter(_Constant(), grow_hole=grow)(image, hole)
+    assert _changed_box((out != image).any(axis=-1)) == (10 - grow, 19 + grow, 15 - grow, 29 + grow)
+    assert ((out == 128) | (out == 0)).all()  # the added pixels are filled, the rest left exactly
+
+    x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
+    m = torch.from_numpy(~hole)[None, None].float()
+    tensor_out = Inpainter(_Constant(), grow_hole=grow).inpaint_tensor(x, m)
+    changed = (tensor_out != x).any(dim=1)[0].numpy()
+    assert _changed_box(changed) == (10 - grow, 19 + grow, 15 - grow, 29 + grow)
+
+
+def test_grow_hole_that_leaves_nothing_known_is_a_clear_error() -> None:
+    hole = np.zeros((20, 20), bool)
+    hole[2:18, 2:18] = True
+    with pytest.raises(ValueError, match="every pixel is a hole once grow_hole=2 has grown them"):
+        Inpainter(_Constant(), grow_hole=2)(np.zeros((20, 20, 3), np.uint8), hole)
+    with pytest.raises(ValueError, match="no known pixel once grow_hole=2 has grown the holes"):
+        Inpainter(_Constant(), grow_hole=2).inpaint_tensor(
+            torch.zeros(1, 3, 20, 20), torch.from_numpy(~hole)[None, None].float()
+        )
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True])
+def test_grow_hole_is_checked(bad) -> None:
+    with pytest.raises(ValueError, match="grow_hole must be a number of pixels >= 0"):
+        Inpainter(_Constant(), grow_hole=bad)
+
+
 # ------------------------------------------------------------------------------------------------ issue 22
 
 

@@ -24,7 +24,8 @@ over a 12-megapixel photo needs ~10 GB):
    With ``poisson_blend=a`` each pass's fill is shifted by ``a`` times a smooth correction that makes it meet the
    known pixels along the hole's border (Poisson blending, see :class:`Inpainter`).
 3. **Composite.** The working-resolution fill is upsampled (bilinear) to the full size and used **only in the hole**:
-   known pixels are returned bit-identical.
+   known pixels are returned bit-identical (with ``grow_hole=G``, each hole first grows by ``G`` pixels at full
+   resolution, and the pixels it adds count as hole).
 
 Hole pixels that no pass reaches (only when the known region around them is thinner than the network's reach at
 every scale, or with a network that fills nothing) are filled by smooth interpolation of the known pixels (a
@@ -100,9 +101,10 @@ SUSPICIOUS_HOLE_RATIO = 0.95
 FAR_FILLS = ("network", "smooth")
 
 
-def _option(help: str, convert: type, **argparse_settings: Any) -> Any:
-    """A field's metadata: its command-line help, how the flag's text becomes a value, other argparse settings."""
-    return {"help": help, "convert": convert, **argparse_settings}
+def _option(help: str, convert: type, valid: Any, expected: str, **argparse_settings: Any) -> Any:
+    """A field's metadata: its command-line help, how the flag's text becomes a value, the check of a value
+    (``valid(value) -> bool``, ``expected`` says what it wants), other argparse settings."""
+    return {"help": help, "convert": convert, "valid": valid, "expected": expected, **argparse_settings}
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,26 @@ class InferenceOptions:
     A checkpoint carries the options that were chosen for it on validation (``python -m inpaint.tune``, or the
     training config's ``model.inference``); :meth:`Inpainter.from_checkpoint` uses them unless told otherwise. The
     defaults here (one plain pass) apply to a checkpoint that carries none.
+
+    Attributes:
+        self_ensemble: 1 (default: the network once), or 2, 4, 8: the mean of the network's fills of the image
+            under that many flips and quarter turns (:data:`DIHEDRAL`), each undone. Costs that many passes;
+            smooths the noise of a small or briefly trained network (measured for the demo: docs/demo.md).
+        coarse_beyond: 0 (default, off), or a number of pixels ``D``: hole pixels farther than ``D`` from every
+            known pixel (chessboard distance, at the working resolution) are filled by the pass at half the
+            resolution, recursively, and the network fills only the ``D``-wide ring along the hole's border (see
+            the module docstring). For a network whose deepest level sees less of a large hole than in training
+            (the demo: docs/demo.md); a network trained at the working resolution should not need it.
+        poisson_blend: 0 (default, off) to 1: strength of a correction added to each pass's fill so that it meets
+            the known pixels along the hole's border. The network's error on the known pixels next to the hole,
+            ``image - output``, is interpolated across the hole harmonically (Laplace's equation with those values
+            on the border, :data:`HARMONIC_SWEEPS`) and ``poisson_blend`` times it is added to the fill; 1 is
+            Poisson blending (the fill keeps its gradients, takes the border's values; Pérez et al., 2003). Removes
+            the seams and local colour offsets of a small network (measured for the demo: docs/demo.md).
+        grow_hole: 0 (default, off), or a number of pixels ``G``: every hole grows by ``G`` pixels (chessboard
+            distance, at full resolution) before it is filled, so that the fringe a tight mask leaves around an
+            object (its halo, shadow, JPEG ringing) is filled too rather than copied into the fill; the pixels it
+            adds are returned filled, not unchanged.
 
     >>> InferenceOptions(self_ensemble=8, poisson_blend=0.5).describe()
     'self_ensemble=8, poisson_blend=0.5'
@@ -129,6 +151,8 @@ class InferenceOptions:
         metadata=_option(
             "mean fill over this many flips / quarter turns of the image: 1 (off), 2, 4 or 8",
             int,
+            lambda v: v in SELF_ENSEMBLE_SIZES,
+            f"one of {SELF_ENSEMBLE_SIZES}",
             choices=SELF_ENSEMBLE_SIZES,
         ),
     )
@@ -138,6 +162,8 @@ class InferenceOptions:
             "hole pixels farther than this many pixels from the known ones are filled first by the far fill "
             "(--far-fill), the network then fills the ring along the border; 0 = off",
             int,
+            lambda v: _is_int(v) and v >= 0,
+            "a number of pixels >= 0",
             metavar="PIXELS",
         ),
     )
@@ -147,6 +173,8 @@ class InferenceOptions:
             "what fills the hole beyond --coarse-beyond: 'network' (its pass at half the resolution, recursively) or "
             "'smooth' (a membrane through the known pixels: exact on flat colour and gradients, no cells)",
             str,
+            lambda v: v in FAR_FILLS,
+            f"one of {FAR_FILLS}",
             choices=FAR_FILLS,
         ),
     )
@@ -155,27 +183,28 @@ class InferenceOptions:
         metadata=_option(
             "0 (off) to 1: shift each fill so that it meets the known pixels along the hole's border",
             float,
+            lambda v: _is_number(v) and 0 <= v <= 1,
+            "a number from 0 to 1",
             metavar="STRENGTH",
+        ),
+    )
+    grow_hole: int = field(
+        default=0,
+        metadata=_option(
+            "grow every hole by this many pixels before filling: the halo, shadow or JPEG fringe around an object "
+            "that a tight mask leaves behind is filled too; 0 = off",
+            int,
+            lambda v: _is_int(v) and v >= 0,
+            "a number of pixels >= 0",
+            metavar="PIXELS",
         ),
     )
 
     def __post_init__(self) -> None:
-        for name, ok, expected in (
-            ("self_ensemble", self.self_ensemble in SELF_ENSEMBLE_SIZES, f"one of {SELF_ENSEMBLE_SIZES}"),
-            (
-                "coarse_beyond",
-                _is_int(self.coarse_beyond) and self.coarse_beyond >= 0,
-                "a number of pixels >= 0",
-            ),
-            ("far_fill", self.far_fill in FAR_FILLS, f"one of {FAR_FILLS}"),
-            (
-                "poisson_blend",
-                _is_number(self.poisson_blend) and 0 <= self.poisson_blend <= 1,
-                "a number from 0 to 1",
-            ),
-        ):
-            if not ok:
-                raise ValueError(f"inference option {name} must be {expected}, got {getattr(self, name)!r}")
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not f.metadata["valid"](value):
+                raise ValueError(f"inference option {f.name} must be {f.metadata['expected']}, got {value!r}")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None, source: str | None = None) -> InferenceOptions:
@@ -220,7 +249,7 @@ class InferenceOptions:
         """One ``--self-ensemble``-style flag per option; unset flags are ``None`` (= the checkpoint's value)."""
         group = parser.add_argument_group("inference options (default: what the checkpoint carries)")
         for f in fields(cls):
-            meta = dict(f.metadata)
+            meta = {k: v for k, v in f.metadata.items() if k not in ("valid", "expected")}
             parse = _flag_parser(f.name, meta.pop("convert"))
             group.add_argument(f"--{f.name.replace('_', '-')}", default=None, type=parse, **meta)
 
@@ -419,20 +448,8 @@ class Inpainter:
         device: where to run it.
         config: the model config it was built from (kept for reference / export).
         max_side: longest side of the working resolution (see the module docstring); ``None`` = full resolution.
-        self_ensemble: 1 (the network once), or 2, 4, 8: the mean of the network's fills of the image under that
-            many flips and quarter turns (:data:`DIHEDRAL`), each undone. Costs that many passes; smooths the noise
-            of a small or briefly trained network (measured for the demo: docs/demo.md).
-        coarse_beyond: ``None`` (default), or a number of pixels ``D``: hole pixels farther than ``D`` from every
-            known pixel (chessboard distance, at the working resolution) are filled by the pass at half the
-            resolution, recursively, and the network fills only the ``D``-wide ring along the hole's border (see
-            the module docstring). For a network whose deepest level sees less of a large hole than in training
-            (the demo: docs/demo.md); a network trained at the working resolution should not need it.
-        poisson_blend: 0 (default, off) to 1: strength of a correction added to each pass's fill so that it meets
-            the known pixels along the hole's border. The network's error on the known pixels next to the hole,
-            ``image - output``, is interpolated across the hole harmonically (Laplace's equation with those values
-            on the border, :data:`HARMONIC_SWEEPS`) and ``poisson_blend`` times it is added to the fill; 1 is
-            Poisson blending (the fill keeps its gradients, takes the border's values; Pérez et al., 2003). Removes
-            the seams and local colour offsets of a small network (measured for the demo: docs/demo.md).
+        options: the :class:`InferenceOptions` (default: one plain pass); keyword arguments (``self_ensemble=8``)
+            change single options.
 
     With a trained model::
 
@@ -542,8 +559,11 @@ class Inpainter:
             ValueError: wrong shapes, a NaN in the mask, a non-finite or out-of-range known pixel, an image without
                 any known pixel.
         """
+        return self._inpaint_tensor(image, mask, self.options.grow_hole)
+
+    def _inpaint_tensor(self, image: torch.Tensor, mask: torch.Tensor, grow_hole: int) -> torch.Tensor:
         out_device = image.device
-        image, valid = self._checked(image, mask)
+        image, valid = self._checked(image, mask, grow_hole)
         h, w = image.shape[-2:]
         work = _working_size(h, w, self.max_side)
         if work == (h, w):
@@ -553,8 +573,11 @@ class Inpainter:
             fill = _upscale(self._fill_hole(small, small_valid), (h, w))
         return torch.where(valid, image, fill).to(out_device)
 
-    def _checked(self, image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Validated inputs on the model's device: float32 image with zeros in the holes, bool (B, 1, H, W) mask."""
+    def _checked(
+        self, image: torch.Tensor, mask: torch.Tensor, grow_hole: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Validated inputs on the model's device: float32 image with zeros in the holes, bool (B, 1, H, W) mask
+        with each hole grown by ``grow_hole`` pixels."""
         if image.dim() != 4 or image.shape[1] != 3:
             raise ValueError(f"image must be (B, 3, H, W), got {tuple(image.shape)}")
         if mask.dim() != 4 or mask.shape[1] != 1 or mask.shape[-2:] != image.shape[-2:]:
@@ -565,10 +588,14 @@ class Inpainter:
         if torch.isnan(mask).any():
             raise ValueError("mask contains NaN; expected 1 = valid, 0 = hole")
         valid = mask > 0.5
+        if grow_hole:
+            valid = ~_dilate(~valid, grow_hole)
         empty = ~valid.flatten(1).any(dim=1)
         if empty.any():
+            grown = f" once grow_hole={grow_hole} has grown the holes" if grow_hole else ""
             raise ValueError(
-                f"image(s) {empty.nonzero().flatten().tolist()} of the batch have no known pixel: nothing to inpaint from"
+                f"image(s) {empty.nonzero().flatten().tolist()} of the batch have no known pixel{grown}: "
+                "nothing to inpaint from"
             )
         image = image.to(self.device, torch.float32)
         finite = torch.isfinite(image).all(dim=1, keepdim=True)
@@ -701,16 +728,30 @@ class Inpainter:
             warnings.warn(
                 f"{warning}; invert it if black marks the holes", SuspiciousMaskWarning, stacklevel=2
             )
+        hole = self._grown(hole)
         with torch.inference_mode():
             # torch.from_numpy shares memory and warns on read-only arrays (np.asarray(pil_image) is one): copy those.
             pixels = arr if arr.flags.writeable else arr.copy()
             x = torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
             m = torch.from_numpy(~hole)[None, None].float()
-            filled = self.inpaint_tensor(x, m)[0].mul_(255.0).round_().clamp_(0, 255)
+            filled = self._inpaint_tensor(x, m, grow_hole=0)[0].mul_(255.0).round_().clamp_(0, 255)
             filled_u8 = filled.to(torch.uint8).permute(1, 2, 0).cpu().numpy()
         # Copy known pixels from the input bytes, so they are bit-identical whatever the float round trip does.
         out = np.where(hole[..., None], filled_u8, arr)
         return Image.fromarray(out) if isinstance(image, Image.Image) else out
+
+    def _grown(self, hole: np.ndarray) -> np.ndarray:
+        """The (H, W) bool hole grown by the ``grow_hole`` option (here, so that the pixels it adds are filled, not
+        copied back from the input)."""
+        if not self.options.grow_hole:
+            return hole
+        with torch.inference_mode():
+            grown = _dilate(torch.from_numpy(hole)[None, None], self.options.grow_hole)[0, 0].numpy()
+        if grown.all():
+            raise ValueError(
+                f"mask: every pixel is a hole once grow_hole={self.options.grow_hole} has grown them"
+            )
+        return grown
 
 
 # EXIF orientations (TIFF tag 274) that swap width and height: the photo is shown turned by a quarter.

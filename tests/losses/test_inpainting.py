@@ -302,3 +302,62 @@ def test_float64_inputs_stay_float64() -> None:
     output, target = _images()
     terms = loss64(output.double(), target.double(), _mask().double())
     assert all(v.dtype == torch.float64 for v in terms.values())
+
+
+class _HoleMean(nn.Module):
+    """An extra term: the mean of the output over the hole; records the dtype it was given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dtypes: list[torch.dtype] = []
+
+    def forward(self, output: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+        self.dtypes.append(output.dtype)
+        return ((1 - mask) * output).mean()
+
+
+NO_VGG = {"perceptual": 0.0, "style_out": 0.0, "style_comp": 0.0}
+
+
+def test_an_extra_term_joins_the_total_with_its_weight_and_gets_gradients() -> None:
+    term = _HoleMean()
+    loss = InpaintingLoss(weights={**NO_VGG, "mine": 3.0}, extra_terms={"mine": term})
+    assert loss.active_terms == ("valid", "hole", "tv", "mine")
+    output = torch.rand(2, 3, 16, 16, requires_grad=True)
+    target, mask = torch.rand(2, 3, 16, 16), torch.ones(2, 1, 16, 16)
+    mask[..., 4:12, 4:12] = 0
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        terms = loss(output.bfloat16(), target, mask)
+    assert term.dtypes == [torch.float32]  # float32 also under autocast, as the paper's terms
+    expected = terms["valid"] + 6 * terms["hole"] + 0.1 * terms["tv"] + 3 * terms["mine"]
+    assert torch.allclose(terms["total"], expected)
+    assert torch.allclose(terms["mine"], ((1 - mask) * output.bfloat16().float()).mean())
+    terms["total"].backward()
+    assert output.grad is not None and output.grad.abs().sum() > 0
+    assert "mine" in dict(loss.named_children())["extra_terms"]._modules  # moves with .to(device)
+
+
+@pytest.mark.parametrize(
+    ("weights", "extra", "match"),
+    [
+        (NO_VGG, {"mine": _HoleMean()}, r"extra loss term\(s\) \['mine'\] have no weight"),
+        ({**NO_VGG, "mien": 1.0}, {"mine": _HoleMean()}, r"unknown loss term\(s\) \['mien'\]"),
+        ({**NO_VGG, "hole": 1.0}, {"hole": _HoleMean()}, r"\['hole'\] would replace a built-in term"),
+    ],
+)
+def test_extra_terms_need_their_weight_and_a_name_of_their_own(weights, extra, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        InpaintingLoss(weights=weights, extra_terms=extra)
+
+
+def test_an_extra_term_that_is_not_a_scalar_is_refused() -> None:
+    class PerPixel(nn.Module):
+        def forward(self, output: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+            return (output - target).abs()
+
+    loss = InpaintingLoss(weights={**NO_VGG, "map": 1.0}, extra_terms={"map": PerPixel()})
+    x = torch.rand(1, 3, 8, 8)
+    with pytest.raises(
+        ValueError, match=r"extra loss term 'map' must return a scalar tensor, got \(1, 3, 8, 8\)"
+    ):
+        loss(x, x, torch.ones(1, 1, 8, 8))

@@ -10,7 +10,8 @@ Notation: ``I_out`` network output, ``I_gt`` target, ``M`` mask (1 = valid pixel
 - style_comp = the same with I_comp
 - tv = (sum of |differences| of horizontally and vertically adjacent pixel pairs of I_comp with both pixels in R)
   / (B*C*H*W), R = the 1-pixel (3x3) dilation of the hole
-- total = sum_k weight_k * term_k, paper weights valid 1, hole 6, perceptual 0.05, style 120 + 120, tv 0.1.
+- total = sum_k weight_k * term_k, paper weights valid 1, hole 6, perceptual 0.05, style 120 + 120, tv 0.1, plus any
+  extra terms of the user's own (``extra_terms``, each with its weight in ``weights``).
 
 Torch only (no kornia): the dilation is a 3x3 max-pool of the hole indicator.
 """
@@ -170,11 +171,15 @@ class InpaintingLoss(nn.Module):
             (default; fails fast offline without the cached file), ``"imagenet_or_random"`` (offline demo),
             ``"random"`` (tests), or a path to a torchvision vgg16 state dict.
         weights: overrides of :data:`PAPER_WEIGHTS` (partial mappings allowed, e.g. ``{"tv": 0}``); keys must be
-            among ``valid, hole, perceptual, style_out, style_comp, tv``; values >= 0.
+            among ``valid, hole, perceptual, style_out, style_comp, tv`` and the names of ``extra_terms``, each of
+            which needs one; values >= 0.
+        extra_terms: terms of your own, name -> module whose ``forward(output, target, mask)`` returns a scalar
+            (shapes as below, float32, mask 1 = valid); added to ``total`` with ``weights[name]`` and returned under
+            their name (docs/extending.md).
 
     Attributes:
-        weights: the effective weights, all six keys.
-        active_terms: the terms computed, in :data:`LOSS_TERMS` order.
+        weights: the effective weights, the six paper terms' and the extra terms'.
+        active_terms: the terms computed, in :data:`LOSS_TERMS` order, then the extra terms.
         vgg: the frozen :class:`VGG16FeatureExtractor`, or ``None`` when no VGG term is active.
         vgg_source: which VGG weights were used: ``"imagenet"``, ``"random"``, ``"file:<path>"`` or ``"none"``.
 
@@ -215,26 +220,44 @@ class InpaintingLoss(nn.Module):
         >>> weighted = sum(full.weights[k] * terms[k] for k in full.active_terms)
         >>> torch.allclose(terms["total"], weighted)
         True
+
+        A term of your own joins with its weight (here the mean squared error in the hole):
+
+        >>> class HoleMSE(torch.nn.Module):
+        ...     def forward(self, output, target, mask):
+        ...         return ((1 - mask) * (output - target) ** 2).mean()
+        >>> plus = InpaintingLoss(weights={"perceptual": 0, "style_out": 0, "style_comp": 0, "tv": 0, "mse": 2},
+        ...                       extra_terms={"mse": HoleMSE()})
+        >>> plus.active_terms
+        ('valid', 'hole', 'mse')
+        >>> {k: round(float(v), 6) for k, v in plus(output, target, mask).items()}
+        {'valid': 0.0, 'hole': 0.125, 'mse': 0.0625, 'total': 0.875}
     """
 
     def __init__(
-        self, vgg_weights: str | os.PathLike[str] = "imagenet", weights: Mapping[str, float] | None = None
+        self,
+        vgg_weights: str | os.PathLike[str] = "imagenet",
+        weights: Mapping[str, float] | None = None,
+        extra_terms: Mapping[str, nn.Module] | None = None,
     ) -> None:
         super().__init__()
-        merged = dict(PAPER_WEIGHTS)
-        if weights is not None:
-            unknown = sorted(set(weights) - set(LOSS_TERMS))
-            if unknown:
-                raise ValueError(
-                    f"unknown loss term(s) {unknown} in weights; expected a subset of {list(LOSS_TERMS)}"
-                )
-            for k, v in weights.items():
-                merged[str(k)] = float(v)
+        self.extra_terms = nn.ModuleDict(dict(extra_terms or {}))
+        names = (*LOSS_TERMS, *self.extra_terms)
+        clash = sorted(set(self.extra_terms) & {*LOSS_TERMS, "total"})
+        if clash:
+            raise ValueError(f"extra loss term(s) {clash} would replace a built-in term; name them otherwise")
+        merged = {**PAPER_WEIGHTS, **{str(k): float(v) for k, v in (weights or {}).items()}}
+        unknown = sorted(set(merged) - set(names))
+        if unknown:
+            raise ValueError(f"unknown loss term(s) {unknown} in weights; expected a subset of {list(names)}")
+        unweighted = sorted(set(names) - set(merged))
+        if unweighted:
+            raise ValueError(f"extra loss term(s) {unweighted} have no weight: add one to weights")
         negative = {k: v for k, v in merged.items() if not v >= 0}  # `not >=` also catches NaN
         if negative:
             raise ValueError(f"loss weights must be >= 0, got {negative}")
         self.weights: dict[str, float] = merged
-        self.active_terms: tuple[str, ...] = tuple(k for k in LOSS_TERMS if merged[k] > 0)
+        self.active_terms: tuple[str, ...] = tuple(k for k in names if merged[k] > 0)
         if not self.active_terms:
             raise ValueError("all loss weights are 0: the loss would be a constant with no gradient")
 
@@ -301,9 +324,22 @@ class InpaintingLoss(nn.Module):
         if w["tv"] > 0:
             assert comp is not None
             terms["tv"] = total_variation_in_region(comp, dilate_hole(mask))
+        for name, term in self.extra_terms.items():
+            if w[name] > 0:
+                terms[name] = self._extra(name, term, output, target, mask)
 
         terms["total"] = sum((w[k] * terms[k] for k in self.active_terms), start=output.new_zeros(()))
         return terms
+
+    @staticmethod
+    def _extra(name: str, term: nn.Module, output: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+        """An extra term's value; anything but a scalar tensor is refused (reducing a per-pixel map here by guess
+        would silently rescale its weight)."""
+        value = term(output, target, mask)
+        if not isinstance(value, Tensor) or value.dim() != 0:
+            shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+            raise ValueError(f"extra loss term {name!r} must return a scalar tensor, got {shape}")
+        return value
 
     def _vgg_terms(
         self, output: Tensor, target: Tensor, comp: Tensor | None, terms: dict[str, Tensor]

@@ -19,7 +19,7 @@ from torch import nn
 from torchmetrics import MeanMetric
 
 from inpaint.checkpoint import build_model, load_net_state_dict
-from inpaint.config import to_plain
+from inpaint.config import ConfigError, construct, import_target, to_plain
 from inpaint.evaluation.metrics import BinnedImageMetrics
 from inpaint.inference import InferenceOptions
 from inpaint.losses import InpaintingLoss, composite
@@ -27,8 +27,9 @@ from inpaint.models import PConvUNet
 
 log = logging.getLogger(__name__)
 
-# The loss a config may name; networks go through inpaint.checkpoint's allow-list. Nothing else is imported from a
-# string.
+# The loss class a config may name; networks go through inpaint.checkpoint's allow-list. The loss is only ever built
+# from the run's config (a resume composes it again), never from a checkpoint's hyper-parameters, so a user's extra
+# terms (``loss.extra_terms``) are imported from their ``_target_`` as datasets and mask generators are.
 LOSS_TARGETS = {"inpaint.losses.InpaintingLoss": InpaintingLoss}
 NONFINITE_POLICIES = ("skip", "stop")
 LR_SCHEDULES = ("constant", "cosine")
@@ -62,13 +63,32 @@ class NonFiniteLossError(RuntimeError):
 
 
 def _build_loss(cfg: Mapping[str, Any]) -> InpaintingLoss:
-    """The loss from its config; ``_target_`` must name an allow-listed class."""
+    """The loss from its config; ``_target_`` must name an allow-listed class, each of ``extra_terms`` (name ->
+    ``{_target_: module.Class, <its keys>}``) any class of the user's."""
     kwargs = dict(cfg)
     target = kwargs.pop("_target_")
     kwargs.pop("_partial_", None)
     if target not in LOSS_TARGETS:
         raise ValueError(f"loss _target_ {target!r} is not one of {sorted(LOSS_TARGETS)}")
-    return LOSS_TARGETS[target](**kwargs)
+    extra = {
+        name: _build_term(f"loss.extra_terms.{name}", spec)
+        for name, spec in (kwargs.pop("extra_terms", None) or {}).items()
+    }
+    try:
+        return LOSS_TARGETS[target](**kwargs, extra_terms=extra)
+    except ValueError as e:
+        raise ConfigError(f"loss: {e}") from None
+
+
+def _build_term(what: str, spec: Any) -> nn.Module:
+    """One extra loss term from ``{_target_: module.Class, <its keys>}``."""
+    if not isinstance(spec, Mapping) or "_target_" not in spec:
+        raise ConfigError(f"{what} needs a _target_ (module.Class of a loss term), got {spec!r}")
+    keys = {k: v for k, v in spec.items() if k != "_target_"}
+    term = construct(import_target(spec["_target_"], what), keys, what)
+    if not isinstance(term, nn.Module):
+        raise ConfigError(f"{what}: {spec['_target_']} is not a torch.nn.Module")
+    return term
 
 
 def _build_augment(cfg: Mapping[str, Any] | None) -> nn.Module | None:
