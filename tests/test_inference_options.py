@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from inpaint.checkpoint import stored_inference_options
-from inpaint.evaluation.tune import option_grid, store_inference_options
+from inpaint.evaluation.tune import option_grid, score_options, store_inference_options
 from inpaint.export import export_weights
 from inpaint.inference import InferenceOptions, Inpainter
 
@@ -85,8 +85,34 @@ def test_tune_picks_the_best_on_validation_and_stores_it(tmp_path, tiny):
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| ") and "options" not in line]
-    scores = {r.split("|")[1].strip(): float(r.split("|")[-2]) for r in rows}
+    scores = {r.split("|")[1].strip(): float(r.split("|")[3]) for r in rows}
+    assert all(len(r.split("|")[4].split(",")) == 3 for r in rows)  # R, G, B error of the one crop set
     assert len(scores) == 4 and list(scores.values()) == sorted(scores.values(), reverse=True)
     best = next(iter(scores))
     assert Inpainter.from_checkpoint(ckpt).options.describe() == best
     assert f"Stored in {ckpt}: {best}" in proc.stdout
+
+
+class _Brighter(torch.nn.Module):
+    """Knows the image but paints it 0.1 brighter in red only."""
+
+    levels = 1
+
+    def __init__(self, truth: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("truth", truth)
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.truth + torch.tensor([0.1, 0.0, 0.0]).view(1, 3, 1, 1)
+
+
+def test_tuning_shows_each_candidates_colour_cast_without_ranking_by_it():
+    truth = 0.2 + 0.5 * torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    mask = torch.ones(2, 1, 16, 16)
+    mask[..., 4:12, 4:12] = 0
+    plain, blended = InferenceOptions(), InferenceOptions(poisson_blend=1.0)
+    ranked = score_options(_Brighter(truth), {"16 px": [(truth, mask)]}, [plain, blended])
+    assert [c.options for c in ranked] == [blended, plain]  # the blend removes the constant offset
+    colour = {c.options: c.colour["16 px"] for c in ranked}
+    assert colour[plain] == pytest.approx((25.5, 0.0, 0.0), abs=1e-3)
+    assert colour[blended] == pytest.approx((0.0, 0.0, 0.0), abs=0.2)

@@ -62,6 +62,7 @@ __all__ = [
     "hole_mask_to_valid",
     "image_to_uint8_array",
     "mask_to_hole",
+    "membrane_fill",
     "pad_to_multiple",
     "suspicious_mask",
 ]
@@ -810,6 +811,28 @@ def _downscale(
 
 def _upscale(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(image, size=size, mode="bilinear", align_corners=False).clamp_(0.0, 1.0)
+
+
+def membrane_fill(image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """The smoothest fill through the known pixels: each hole pixel the mean of its four neighbours (Laplace's
+    equation, the known pixels at the hole's border as boundary values), what ``far_fill="smooth"`` uses.
+
+    Every filled value is a weighted mean of border colours, so it cannot add a colour cast of its own: its colour
+    error in a report is what the image content gives any fill from the border (the ``membrane`` baseline).
+
+    Args:
+        image: (B, C, H, W) float in [0, 1]. known: (B, 1, H, W) bool, True = known pixel.
+
+    Returns:
+        (B, C, H, W), ``image`` on the known pixels.
+
+    >>> image = torch.zeros(1, 1, 1, 5)
+    >>> image[..., -1] = 1.0
+    >>> known = torch.tensor([True, False, False, False, True]).reshape(1, 1, 1, 5)
+    >>> [round(float(v), 3) for v in membrane_fill(image, known).flatten()]
+    [0.0, 0.25, 0.5, 0.75, 1.0]
+    """
+    return _harmonic(torch.where(known, image, 0.0), known)
 
 
 def _harmonic(values: torch.Tensor, known: torch.Tensor, sweeps: int = HARMONIC_SWEEPS) -> torch.Tensor:

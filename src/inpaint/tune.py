@@ -38,13 +38,25 @@ def run(cfg: DictConfig) -> str:
     crops = {f"{s} px": _validation_crops(cfg, s) for s in cfg.eval_image_sizes}
     ranked = score_options(model, crops, option_grid(to_plain(cfg.grid, "grid")), device=device)
     written = store_inference_options(cfg.ckpt_path, ranked[0].options, cfg.output)
-    head = f"| options | {' | '.join(ranked[0].psnr)} | all ({ranked[0].count} crops) |"
-    rows = [
-        f"| {c.options.describe()} | {' | '.join(f'{v:.2f}' for v in c.psnr.values())} | {c.overall:.2f} |"
-        for c in ranked
-    ]
-    table = "\n".join([head, "|---" * (len(ranked[0].psnr) + 2) + "|", *rows])
-    return f"{table}\n\nValidation PSNR (dB) of the composite. Stored in {written}: {ranked[0].options.describe()}"
+    return f"{_table(ranked)}\n\nStored in {written}: {ranked[0].options.describe()}"
+
+
+def _table(ranked: list) -> str:
+    """The candidates as a Markdown table: PSNR per crop set and over all, then the colour errors."""
+    sets = list(ranked[0].psnr)
+    head = (
+        f"| options | {' | '.join(sets)} | all ({ranked[0].count} crops) | R, G, B error: {'; '.join(sets)} |"
+    )
+    rows = []
+    for c in ranked:
+        psnr = " | ".join(f"{v:.2f}" for v in c.psnr.values())
+        colour = "; ".join("{:+.1f}, {:+.1f}, {:+.1f}".format(*c.colour[name]) for name in sets)
+        rows.append(f"| {c.options.describe()} | {psnr} | {c.overall:.2f} | {colour} |")
+    note = (
+        "Validation PSNR (dB) of the composite, ranked over all crops; R, G, B error: the mean signed error inside "
+        "the holes per channel (0-255 levels; a colour cast), shown, not ranked."
+    )
+    return "\n".join([head, "|---" * (len(sets) + 3) + "|", *rows, "", note])
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="tune")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from inpaint.evaluation.baselines import BASELINES, inpaint_opencv_batch
+from inpaint.evaluation.baselines import BASELINES, inpaint_membrane, inpaint_opencv_batch
 from inpaint.evaluation.metrics import psnr_per_image
 
 
@@ -45,3 +45,18 @@ def test_batch_keeps_float_known_pixels_exactly() -> None:
 def test_unknown_method() -> None:
     with pytest.raises(ValueError, match="unknown baseline"):
         inpaint_opencv_batch(torch.rand(1, 3, 8, 8), torch.ones(1, 1, 8, 8), "patchmatch")
+
+
+def test_the_membrane_fills_a_hole_with_a_weighted_mean_of_its_border() -> None:
+    # Left half black, right half white, a hole across the edge: every fill value lies between the border's
+    # colours, and along each row it rises from the black side to the white side (no cast, no overshoot).
+    image = np.zeros((20, 40, 3), np.uint8)
+    image[:, 20:] = 255
+    hole = np.zeros((20, 40), bool)
+    hole[5:15, 10:30] = True
+    out = inpaint_membrane(image, hole)
+    assert (out[~hole] == image[~hole]).all()
+    row = out[10, 10:30, 0].astype(int)
+    assert (np.diff(row) >= 0).all() and row[0] < 100 and row[-1] > 155
+    assert (out[..., 0] == out[..., 1]).all() and (out[..., 1] == out[..., 2]).all()  # grey in, grey out
+    assert "membrane" in BASELINES

@@ -740,7 +740,7 @@ RUN_CONSOLES = {
     "smoke": (["+experiment=smoke"], "step 8/8"),
     "ddp_cpu": (["+experiment=smoke", "trainer=ddp_cpu"], "step 8/8"),  # 2 ranks
     "demo": (
-        ["trainer.max_steps=4", "trainer.val_check_interval=2"],
+        ["trainer.max_steps=4", "trainer.val_check_interval=2", "data.val_repeats=6"],
         "step 4/4",
     ),  # make train's config, shortened
 }

@@ -1,8 +1,10 @@
-"""Classical inpainting baselines from OpenCV: Telea (fast marching) and Navier–Stokes.
+"""Classical inpainting baselines: OpenCV's Telea (fast marching) and Navier–Stokes, and the membrane.
 
-Both take the same tensors as the model at evaluation time, so the numbers are computed on identical images and
-masks. OpenCV works on 8-bit images: the input is quantised for the fill, and the result is composited with the
-original float image so that known pixels carry no quantisation error.
+All take the same tensors as the model at evaluation time, so the numbers are computed on identical images and
+masks. They work on 8-bit images: the input is quantised for the fill, and the result is composited with the
+original float image so that known pixels carry no quantisation error. The membrane (the smoothest fill through the
+border, :func:`inpaint.inference.membrane_fill`) is a reference more than a rival: its fill is a weighted mean of
+the border's colours, so its colour error is what the image content alone gives.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import cv2
 import numpy as np
 import torch
 
-__all__ = ["BASELINES", "inpaint_navier_stokes", "inpaint_opencv_batch", "inpaint_telea"]
+from inpaint.inference import membrane_fill
+
+__all__ = ["BASELINES", "inpaint_membrane", "inpaint_navier_stokes", "inpaint_opencv_batch", "inpaint_telea"]
 
 DEFAULT_RADIUS = 3  # pixels of neighbourhood considered around each hole pixel (OpenCV's inpaintRadius)
 
@@ -46,9 +50,21 @@ def inpaint_navier_stokes(image: np.ndarray, hole: np.ndarray, radius: float = D
     return _opencv_inpaint(image, hole, cv2.INPAINT_NS, radius)
 
 
+def inpaint_membrane(image: np.ndarray, hole: np.ndarray, radius: float = DEFAULT_RADIUS) -> np.ndarray:
+    """The membrane through the known pixels (:func:`inpaint.inference.membrane_fill`); arguments as
+    :func:`inpaint_telea` (``radius`` is not used: every border pixel counts)."""
+    if image.dtype != np.uint8 or image.ndim != 3 or hole.shape != image.shape[:2]:
+        raise ValueError(f"expected an HxWx3 uint8 image and an HxW hole, got {image.shape} and {hole.shape}")
+    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255.0
+    known = torch.from_numpy(np.asarray(hole) == 0)[None, None]
+    filled = membrane_fill(x, known)[0].permute(1, 2, 0).mul(255.0).round().clamp(0, 255)
+    return filled.to(torch.uint8).numpy()
+
+
 BASELINES: dict[str, Callable[[np.ndarray, np.ndarray, float], np.ndarray]] = {
     "telea": inpaint_telea,
     "navier_stokes": inpaint_navier_stokes,
+    "membrane": inpaint_membrane,
 }
 
 

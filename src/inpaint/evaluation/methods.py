@@ -15,4 +15,5 @@ METHOD_LABELS: dict[str, str] = {
     MODEL_METHOD: "PConv U-Net",
     "telea": "Telea (OpenCV)",
     "navier_stokes": "Navier-Stokes (OpenCV)",
+    "membrane": "Membrane (border colours only)",
 }

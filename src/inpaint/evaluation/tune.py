@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from inpaint.checkpoint import load_checkpoint, load_model, save_weights
-from inpaint.evaluation.metrics import psnr_per_image
+from inpaint.evaluation.metrics import COLOUR_BIAS, hole_colour_bias, psnr_per_image
 from inpaint.inference import InferenceOptions, Inpainter
 from inpaint.io import atomic_output
 
@@ -50,12 +50,14 @@ def option_grid(values: Mapping[str, Sequence[Any]]) -> list[InferenceOptions]:
 
 @dataclass(frozen=True)
 class Candidate:
-    """One candidate's scores: mean PSNR (dB) of the composite per crop set and over all crops."""
+    """One candidate's scores: mean PSNR (dB) of the composite per crop set and over all crops, and per crop set
+    the mean signed error of each channel (R, G, B) inside the holes in 0-255 levels (a colour cast; not ranked)."""
 
     options: InferenceOptions
     psnr: dict[str, float]
     overall: float
     count: int
+    colour: dict[str, tuple[float, float, float]]
 
 
 def score_options(
@@ -64,7 +66,7 @@ def score_options(
     candidates: Sequence[InferenceOptions],
     device: str | torch.device = "cpu",
 ) -> list[Candidate]:
-    """Fill every crop set with every candidate; returns the candidates' scores, best first.
+    """Fill every crop set with every candidate; returns the candidates' scores, best (PSNR over all) first.
 
     Args:
         model: the network (as :func:`inpaint.checkpoint.load_model` returns it).
@@ -75,17 +77,29 @@ def score_options(
     scored = []
     for options in candidates:
         inpainter = Inpainter(model, device=device, options=options)
-        per_set, values = {}, []
+        per_set, colour, values = {}, {}, []
         for name, batches in sets.items():
-            psnr = torch.cat(
-                [psnr_per_image(inpainter.inpaint_tensor(x, m).cpu(), x.float()) for x, m in batches]
-            )
-            per_set[name] = float(psnr.mean())
+            psnr, bias = _score_set(inpainter, batches)
+            per_set[name], colour[name] = float(psnr.mean()), bias
             values.append(psnr)
         everything = torch.cat(values)
-        scored.append(Candidate(options, per_set, float(everything.mean()), len(everything)))
+        scored.append(Candidate(options, per_set, float(everything.mean()), len(everything), colour))
         log.info("%-60s %s", options.describe(), "  ".join(f"{k}: {v:.2f}" for k, v in per_set.items()))
     return sorted(scored, key=lambda c: c.overall, reverse=True)
+
+
+def _score_set(
+    inpainter: Inpainter, batches: Sequence[Batch]
+) -> tuple[torch.Tensor, tuple[float, float, float]]:
+    """Per-image PSNR of the composite, and the mean over images of each channel's signed hole error (levels)."""
+    psnr, bias = [], []
+    for x, m in batches:
+        out = inpainter.inpaint_tensor(x, m).cpu()
+        psnr.append(psnr_per_image(out, x.float()))
+        per_channel = hole_colour_bias(out, x, m)
+        bias.append(torch.stack([per_channel[k] for k in COLOUR_BIAS], dim=1))
+    r, g, b = (255.0 * torch.cat(bias).mean(dim=0)).tolist()
+    return torch.cat(psnr), (r, g, b)
 
 
 def store_inference_options(
