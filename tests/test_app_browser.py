@@ -22,7 +22,7 @@ import pytest
 from benchmarks import app_page as ab
 from PIL import Image
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser")]
 
 H, W = 301, 421  # odd, landscape: exercises the model's padding and the editor's scaling
 PAINT = np.array([255, 0, 255])

@@ -19,7 +19,7 @@ import torch
 
 from tests.training.conftest import REPO_ROOT
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("slurm")]
 
 MAX_STEPS = 24
 # The smoke experiment, 8 batches per epoch (the signal lands mid-epoch), validation only at the last step, and the
