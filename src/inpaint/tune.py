@@ -30,7 +30,7 @@ def _validation_crops(cfg: DictConfig, size: int) -> list[tuple[torch.Tensor, to
 def run(cfg: DictConfig) -> str:
     """Score the grid, store the winner; returns the Markdown table that is printed."""
     from inpaint.checkpoint import load_model
-    from inpaint.evaluation.tune import option_grid, score_options, store_inference_options
+    from inpaint.evaluation.tune import option_grid, ranking_table, score_options, store_inference_options
 
     device = "cuda" if cfg.device == "auto" and torch.cuda.is_available() else cfg.device
     device = "cpu" if device == "auto" else device
@@ -38,25 +38,7 @@ def run(cfg: DictConfig) -> str:
     crops = {f"{s} px": _validation_crops(cfg, s) for s in cfg.eval_image_sizes}
     ranked = score_options(model, crops, option_grid(to_plain(cfg.grid, "grid")), device=device)
     written = store_inference_options(cfg.ckpt_path, ranked[0].options, cfg.output)
-    return f"{_table(ranked)}\n\nStored in {written}: {ranked[0].options.describe()}"
-
-
-def _table(ranked: list) -> str:
-    """The candidates as a Markdown table: PSNR per crop set and over all, then the colour errors."""
-    sets = list(ranked[0].psnr)
-    head = (
-        f"| options | {' | '.join(sets)} | all ({ranked[0].count} crops) | R, G, B error: {'; '.join(sets)} |"
-    )
-    rows = []
-    for c in ranked:
-        psnr = " | ".join(f"{v:.2f}" for v in c.psnr.values())
-        colour = "; ".join("{:+.1f}, {:+.1f}, {:+.1f}".format(*c.colour[name]) for name in sets)
-        rows.append(f"| {c.options.describe()} | {psnr} | {c.overall:.2f} | {colour} |")
-    note = (
-        "Validation PSNR (dB) of the composite, ranked over all crops; R, G, B error: the mean signed error inside "
-        "the holes per channel (0-255 levels; a colour cast), shown, not ranked."
-    )
-    return "\n".join([head, "|---" * (len(sets) + 3) + "|", *rows, "", note])
+    return f"{ranking_table(ranked)}\n\nStored in {written}: {ranked[0].options.describe()}"
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="tune")

@@ -22,11 +22,15 @@ __all__ = ["BASELINES", "inpaint_membrane", "inpaint_navier_stokes", "inpaint_op
 DEFAULT_RADIUS = 3  # pixels of neighbourhood considered around each hole pixel (OpenCV's inpaintRadius)
 
 
-def _opencv_inpaint(image: np.ndarray, hole: np.ndarray, flag: int, radius: float) -> np.ndarray:
+def _check(image: np.ndarray, hole: np.ndarray) -> None:
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in (1, 3):
         raise ValueError(f"image must be HxWx3 (or HxWx1) uint8, got {image.dtype} of shape {image.shape}")
     if hole.shape != image.shape[:2]:
         raise ValueError(f"hole mask must be {image.shape[:2]}, got {hole.shape}")
+
+
+def _opencv_inpaint(image: np.ndarray, hole: np.ndarray, flag: int, radius: float) -> np.ndarray:
+    _check(image, hole)
     hole_u8 = (np.asarray(hole) != 0).astype(np.uint8)
     return cv2.inpaint(np.ascontiguousarray(image), hole_u8, float(radius), flag).reshape(image.shape)
 
@@ -53,8 +57,7 @@ def inpaint_navier_stokes(image: np.ndarray, hole: np.ndarray, radius: float = D
 def inpaint_membrane(image: np.ndarray, hole: np.ndarray, radius: float = DEFAULT_RADIUS) -> np.ndarray:
     """The membrane through the known pixels (:func:`inpaint.inference.membrane_fill`); arguments as
     :func:`inpaint_telea` (``radius`` is not used: every border pixel counts)."""
-    if image.dtype != np.uint8 or image.ndim != 3 or hole.shape != image.shape[:2]:
-        raise ValueError(f"expected an HxWx3 uint8 image and an HxW hole, got {image.shape} and {hole.shape}")
+    _check(image, hole)
     x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255.0
     known = torch.from_numpy(np.asarray(hole) == 0)[None, None]
     filled = membrane_fill(x, known)[0].permute(1, 2, 0).mul(255.0).round().clamp(0, 255)

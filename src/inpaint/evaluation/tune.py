@@ -24,7 +24,7 @@ from inpaint.evaluation.metrics import COLOUR_BIAS, hole_colour_bias, psnr_per_i
 from inpaint.inference import InferenceOptions, Inpainter
 from inpaint.io import atomic_output
 
-__all__ = ["Candidate", "option_grid", "score_options", "store_inference_options"]
+__all__ = ["Candidate", "option_grid", "ranking_table", "score_options", "store_inference_options"]
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,24 @@ def _score_set(
         bias.append(torch.stack([per_channel[k] for k in COLOUR_BIAS], dim=1))
     r, g, b = (255.0 * torch.cat(bias).mean(dim=0)).tolist()
     return torch.cat(psnr), (r, g, b)
+
+
+def ranking_table(ranked: Sequence[Candidate]) -> str:
+    """The candidates as a Markdown table: PSNR per crop set and over all, then the colour errors."""
+    sets = list(ranked[0].psnr)
+    head = (
+        f"| options | {' | '.join(sets)} | all ({ranked[0].count} crops) | R, G, B error: {'; '.join(sets)} |"
+    )
+    rows = []
+    for c in ranked:
+        psnr = " | ".join(f"{v:.2f}" for v in c.psnr.values())
+        colour = "; ".join("{:+.1f}, {:+.1f}, {:+.1f}".format(*c.colour[name]) for name in sets)
+        rows.append(f"| {c.options.describe()} | {psnr} | {c.overall:.2f} | {colour} |")
+    note = (
+        "Validation PSNR (dB) of the composite, ranked over all crops; R, G, B error: the mean signed error inside "
+        "the holes per channel (0-255 levels; a colour cast), shown, not ranked."
+    )
+    return "\n".join([head, "|---" * (len(sets) + 3) + "|", *rows, "", note])
 
 
 def store_inference_options(
