@@ -52,7 +52,10 @@ def test_make_test_runs_every_docstring_example() -> None:
         doctest.ELLIPSIS,
         doctest.NORMALIZE_WHITESPACE,
     }
-    assert "pytest $(PYTEST_ARGS)" in (ROOT / "Makefile").read_text()  # no paths that would bypass testpaths
+    makefile = (ROOT / "Makefile").read_text()
+    assert "pytest $(PARALLEL) $(PYTEST_ARGS)" in makefile  # no paths that would bypass testpaths
+    (parallel,) = [line for line in makefile.splitlines() if line.startswith("PARALLEL ?=")]
+    assert "/" not in parallel and ".py" not in parallel  # workers and their grouping, no paths either
 
 
 def _package_modules() -> list[str]:
