@@ -73,3 +73,29 @@ def test_composite_keeps_known_pixels():
     comp = composite(output, image, mask)
     assert torch.equal(comp[..., :2, :], image[..., :2, :])
     assert torch.equal(comp[..., 2:, :], output[..., 2:, :])
+
+
+def test_a_users_extra_loss_term_is_built_from_its_target_and_its_keys_are_checked():
+    from inpaint.config import ConfigError
+    from inpaint.training.module import _build_loss
+
+    base = {
+        "_target_": "inpaint.losses.InpaintingLoss",
+        "weights": {"perceptual": 0, "style_out": 0, "style_comp": 0},
+    }
+    loss = _build_loss(
+        {
+            **base,
+            "weights": {**base["weights"], "l1": 2.0},
+            "extra_terms": {"l1": {"_target_": "torch.nn.L1Loss"}},
+        }
+    )
+    assert loss.active_terms[-1] == "l1" and isinstance(loss.extra_terms["l1"], torch.nn.L1Loss)
+    with pytest.raises(ConfigError, match=r"loss.extra_terms.l1 has unknown fields \['reductoin'\]"):
+        _build_loss({**base, "extra_terms": {"l1": {"_target_": "torch.nn.L1Loss", "reductoin": "sum"}}})
+    with pytest.raises(
+        ConfigError, match="loss.extra_terms.l1: collections.OrderedDict is not a torch.nn.Module"
+    ):
+        _build_loss({**base, "extra_terms": {"l1": {"_target_": "collections.OrderedDict"}}})
+    with pytest.raises(ConfigError, match="loss.extra_terms.l1 needs a _target_"):
+        _build_loss({**base, "extra_terms": {"l1": {"weight": 1}}})
