@@ -77,8 +77,12 @@ def import_target(target: str, what: str) -> Any:
 
 
 def accepted_keys(cls: type[Any]) -> set[str] | None:
-    """The keyword arguments ``cls`` takes (None: any, it has ``**kwargs``)."""
-    params = inspect.signature(cls).parameters
+    """The keyword arguments ``cls`` takes (None: any, it has ``**kwargs``, or Python cannot tell, as for some
+    built-in types: their constructor then checks its arguments itself)."""
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return None
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return None
     return {n for n, p in params.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL}
