@@ -575,7 +575,7 @@ class Inpainter:
         return torch.where(valid, image, fill).to(out_device)
 
     def _checked(
-        self, image: torch.Tensor, mask: torch.Tensor, grow_hole: int = 0
+        self, image: torch.Tensor, mask: torch.Tensor, grow_hole: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Validated inputs on the model's device: float32 image with zeros in the holes, bool (B, 1, H, W) mask
         with each hole grown by ``grow_hole`` pixels."""

@@ -108,8 +108,7 @@ def holdout_split(
         raise ValueError(
             f"need 0 < val_fraction < 1 and 0 <= test_fraction < 1 - val_fraction, got {val_fraction}, {test_fraction}"
         )
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    split_name(split)
     v_end = int(val_fraction * 10_000)
     t_end = v_end + int(test_fraction * 10_000)
     lo, hi = {
