@@ -167,7 +167,9 @@ class Tiny:
     LEVELS = 3
     SIZE = 64
 
-    def checkpoint(self, path: Path, levels: int = LEVELS, seed: int = 0) -> Path:
+    def checkpoint(
+        self, path: Path, levels: int = LEVELS, seed: int = 0, membrane_residual: bool = False
+    ) -> Path:
         """Write a Lightning-format checkpoint of a randomly initialised PConvUNet, as ``inpaint.train`` saves it.
 
         Layout: ``state_dict`` with the U-Net under ``net.`` plus unrelated ``loss.`` tensors, primitive
@@ -179,7 +181,11 @@ class Tiny:
             "pytorch-lightning_version": "2.4.0",
             "state_dict": self._random_net_state(levels, seed),
             "hyper_parameters": {
-                "net": {"_target_": "inpaint.models.PConvUNet", "levels": levels},
+                "net": {
+                    "_target_": "inpaint.models.PConvUNet",
+                    "levels": levels,
+                    **({"membrane_residual": True} if membrane_residual else {}),
+                },
                 "loss": {"_target_": "inpaint.losses.InpaintingLoss", "vgg_weights": "random"},
                 "lr": 2e-4,
             },

@@ -10,7 +10,7 @@ import torch
 
 from inpaint import Inpainter
 from inpaint.checkpoint import load_model
-from inpaint.export import export_program, main
+from inpaint.export import export_program, export_weights, main
 
 
 def test_cli_writes_safetensors_that_inpainter_loads(
@@ -50,6 +50,15 @@ def test_torch_export_program_has_dynamic_shapes(tmp_path: Path, tiny) -> None:
         m = (torch.rand(shape[0], 1, *shape[2:]) > 0.3).float()
         with torch.no_grad():
             assert torch.allclose(program(x, m), model(x, m), atol=1e-5)
+
+
+def test_a_membrane_residual_network_exports_its_weights_but_not_a_program(tmp_path: Path, tiny) -> None:
+    ckpt = tiny.checkpoint(tmp_path / "t.ckpt", membrane_residual=True)
+    model, config = load_model(export_weights(ckpt, tmp_path / "m.safetensors"))
+    assert model.membrane_residual and config["membrane_residual"] is True
+    with pytest.raises(ValueError, match="t.ckpt: --pt2 exports only networks without membrane_residual"):
+        export_program(ckpt, tmp_path / "m.pt2")
+    assert not (tmp_path / "m.pt2").exists()
 
 
 def test_export_has_normal_permissions(tmp_path: Path, tiny) -> None:

@@ -61,6 +61,12 @@ def export_program(checkpoint: str | Path, output: str | Path) -> Path:
     from torch.export import Dim, export
 
     model, config = load_model(checkpoint)
+    if getattr(model, "membrane_residual", False):
+        # Its solver stops and recurses on the data and the size, which torch.export cannot capture.
+        raise ValueError(
+            f"{checkpoint}: --pt2 exports only networks without membrane_residual (the smooth fill it adds is "
+            "solved iteratively); use the .safetensors file with inpaint.Inpainter"
+        )
     m = 2 ** int(config.get("levels", model.levels))
     # Batch 2 and an uneven size, so that torch.export does not specialise batch or H == W.
     image = torch.rand(2, 3, 2 * m, 3 * m)

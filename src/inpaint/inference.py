@@ -39,7 +39,7 @@ import os
 import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Literal, overload
+from typing import Any, overload
 
 import numpy as np
 import torch
@@ -49,6 +49,7 @@ from torch import nn
 
 from inpaint.checkpoint import load_model, stored_inference_options
 from inpaint.data.imageio import MASK_THRESHOLD, binarize_mask
+from inpaint.nn.membrane import dilate, downscale_known, harmonic_fill, membrane_fill, upscale
 
 __all__ = [
     "DEFAULT_MAX_SIDE",
@@ -87,12 +88,6 @@ DIHEDRAL: tuple[tuple[bool, int], ...] = (
 )
 SELF_ENSEMBLE_SIZES = (1, 2, 4, 8)
 
-# Jacobi sweeps per level of the Poisson-blending correction (solved coarse to fine). On a linear ramp the result is
-# within one 8-bit level of the exact interpolant, across a 20x22-px hole (2e-3, tests/test_inference.py) as across a
-# 600x700-px one (3e-3); the demo's validation PSNR is the same from 10 to 400 sweeps (docs/demo.md).
-HARMONIC_SWEEPS = 50
-
-
 # A mask with at least this fraction of hole pixels is most likely inverted (black = hole) or not a mask at all: the
 # fill then has almost nothing to work from. Such masks are filled, with a SuspiciousMaskWarning (predict and the page
 # print it). The masks of training and evaluation stop at 60 % (NVIDIA's largest bin).
@@ -129,7 +124,7 @@ class InferenceOptions:
         poisson_blend: 0 (default, off) to 1: strength of a correction added to each pass's fill so that it meets
             the known pixels along the hole's border. The network's error on the known pixels next to the hole,
             ``image - output``, is interpolated across the hole harmonically (Laplace's equation with those values
-            on the border, :data:`HARMONIC_SWEEPS`) and ``poisson_blend`` times it is added to the fill; 1 is
+            on the border, :data:`~inpaint.nn.membrane.HARMONIC_SWEEPS`) and ``poisson_blend`` times it is added to the fill; 1 is
             Poisson blending (the fill keeps its gradients, takes the border's values; Pérez et al., 2003). Removes
             the seams and local colour offsets of a small network (measured for the demo: docs/demo.md).
         grow_hole: 0 (default, off), or a number of pixels ``G``: every hole grows by ``G`` pixels (chessboard
@@ -570,8 +565,8 @@ class Inpainter:
         if work == (h, w):
             fill = self._fill_hole(image, valid)
         else:
-            small, small_valid = _downscale(image, valid, work, rule="any")
-            fill = _upscale(self._fill_hole(small, small_valid), (h, w))
+            small, small_valid = downscale_known(image, valid, work, rule="any")
+            fill = upscale(self._fill_hole(small, small_valid), (h, w))
         return torch.where(valid, image, fill).to(out_device)
 
     def _checked(
@@ -590,7 +585,7 @@ class Inpainter:
             raise ValueError("mask contains NaN; expected 1 = valid, 0 = hole")
         valid = mask > 0.5
         if grow_hole:
-            valid = ~_dilate(~valid, grow_hole)
+            valid = ~dilate(~valid, grow_hole)
         empty = ~valid.flatten(1).any(dim=1)
         if empty.any():
             grown = f" once grow_hole={grow_hole} has grown the holes" if grow_hole else ""
@@ -637,15 +632,15 @@ class Inpainter:
         opts = self.options
         if opts.coarse_beyond:
             # Far from the border: filled first, then context for the network's ring below.
-            far = ~known & ~_dilate(known, opts.coarse_beyond)
+            far = ~known & ~dilate(known, opts.coarse_beyond)
             if opts.far_fill == "smooth":
-                image, known = torch.where(far, _harmonic(image, known), image), known | far
+                image, known = torch.where(far, harmonic_fill(image, known), image), known | far
             else:
                 image, known = self._coarser(image, known, far)
         pred, reached = self._predict(image, known)
         if opts.poisson_blend > 0:
             residual = torch.where(known, image - pred, 0.0)
-            pred = pred.add_(_harmonic(residual, known), alpha=opts.poisson_blend).clamp_(0.0, 1.0)
+            pred = pred.add_(harmonic_fill(residual, known), alpha=opts.poisson_blend).clamp_(0.0, 1.0)
         out, done = torch.where(known, image, pred), known | reached
         return self._coarser(out, done, ~done)
 
@@ -658,11 +653,11 @@ class Inpainter:
             return image, known
         # A coarse pixel counts as known only if all the pixels it covers are known, so the rest is left to the
         # network (not averaged away) at every scale.
-        small, small_known = _downscale(image, known, ((h + 1) // 2, (w + 1) // 2), rule="all")
+        small, small_known = downscale_known(image, known, ((h + 1) // 2, (w + 1) // 2), rule="all")
         coarse, coarse_done = self._fill(small, small_known)
         # Use an upsampled value only where every coarse pixel that contributes to it was filled.
-        usable = wanted & (_upscale(coarse_done.float(), (h, w)) >= 1.0 - 1e-6)
-        return torch.where(usable, _upscale(coarse, (h, w)), image), known | usable
+        usable = wanted & (upscale(coarse_done.float(), (h, w)) >= 1.0 - 1e-6)
+        return torch.where(usable, upscale(coarse, (h, w)), image), known | usable
 
     def _predict(self, image: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The network's output in [0, 1] and where it reached: all-zero output = no valid pixel in its reach.
@@ -747,7 +742,7 @@ class Inpainter:
         if not self.options.grow_hole:
             return hole
         with torch.inference_mode():
-            grown = _dilate(torch.from_numpy(hole)[None, None], self.options.grow_hole)[0, 0].numpy()
+            grown = dilate(torch.from_numpy(hole)[None, None], self.options.grow_hole)[0, 0].numpy()
         if grown.all():
             raise ValueError(
                 f"mask: every pixel is a hole once grow_hole={self.options.grow_hole} has grown them"
@@ -783,81 +778,11 @@ def _dihedral(x: torch.Tensor, transform: tuple[bool, int], inverse: bool = Fals
     return torch.rot90(x, k, dims=(-2, -1))
 
 
-def _dilate(mask: torch.Tensor, radius: int) -> torch.Tensor:
-    """Pixels within ``radius`` (chessboard distance) of a True pixel of the bool (B, 1, H, W) ``mask``."""
-    return F.max_pool2d(mask.float(), 2 * radius + 1, stride=1, padding=radius) > 0.5
-
-
 def _working_size(height: int, width: int, max_side: int | None) -> tuple[int, int]:
     if max_side is None or max(height, width) <= max_side:
         return height, width
     scale = max_side / max(height, width)
     return max(1, round(height * scale)), max(1, round(width * scale))
-
-
-def _downscale(
-    image: torch.Tensor, known: torch.Tensor, size: tuple[int, int], rule: Literal["any", "all"]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Area-average ``image`` (0 where not ``known``) over its known pixels only.
-
-    A small pixel is known when it covers ``"any"`` known pixel or only (``"all"``) known pixels; it then holds the
-    mean of the known pixels it covers. Other small pixels are holes (value 0).
-    """
-    weight = F.interpolate(known.float(), size=size, mode="area")
-    total = F.interpolate(image, size=size, mode="area")
-    small_known = weight > 0 if rule == "any" else weight >= 1.0 - 1e-6
-    return torch.where(small_known, total / weight.clamp_min(1e-12), 0.0).clamp_(0.0, 1.0), small_known
-
-
-def _upscale(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    return F.interpolate(image, size=size, mode="bilinear", align_corners=False).clamp_(0.0, 1.0)
-
-
-def membrane_fill(image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
-    """The smoothest fill through the known pixels: each hole pixel the mean of its four neighbours (Laplace's
-    equation, the known pixels at the hole's border as boundary values), what ``far_fill="smooth"`` uses.
-
-    Every filled value is a weighted mean of border colours, so it cannot add a colour cast of its own: its colour
-    error in a report is what the image content gives any fill from the border (the ``membrane`` baseline).
-
-    Args:
-        image: (B, C, H, W) float in [0, 1]. known: (B, 1, H, W) bool, True = known pixel.
-
-    Returns:
-        (B, C, H, W), ``image`` on the known pixels.
-
-    >>> image = torch.zeros(1, 1, 1, 5)
-    >>> image[..., -1] = 1.0
-    >>> known = torch.tensor([True, False, False, False, True]).reshape(1, 1, 1, 5)
-    >>> [round(float(v), 3) for v in membrane_fill(image, known).flatten()]
-    [0.0, 0.25, 0.5, 0.75, 1.0]
-    """
-    return _harmonic(torch.where(known, image, 0.0), known)
-
-
-def _harmonic(values: torch.Tensor, known: torch.Tensor, sweeps: int = HARMONIC_SWEEPS) -> torch.Tensor:
-    """``values`` on the ``known`` pixels, interpolated into the others harmonically (each the mean of its 4
-    neighbours; no slope across the image's edges). Only the known pixels next to an unknown one matter.
-
-    Solved coarse to fine: the same problem at half the resolution (those border pixels averaged), upsampled as the
-    start, then ``sweeps`` Jacobi sweeps, which remove what the coarse start got wrong at this scale.
-    """
-    h, w = values.shape[-2:]
-    border = known & _dilate(~known, 1)
-    start = torch.zeros_like(values)
-    if max(h, w) > 2 and bool(border.any()):
-        # The pyramid helpers clamp to [0, 1]; the values (differences of two images) lie in [-1, 1].
-        shifted = torch.where(border, values + 1.0, 0.0) / 2
-        small, small_known = _downscale(shifted, border, ((h + 1) // 2, (w + 1) // 2), rule="any")
-        start = _upscale((_harmonic(small * 2 - 1.0, small_known, sweeps) + 1.0) / 2, (h, w)) * 2 - 1.0
-    u = torch.where(known, values, start)
-    for _ in range(sweeps):
-        p = F.pad(u, (1, 1, 1, 1), mode="replicate")
-        mean4 = p[..., :-2, 1:-1] + p[..., 2:, 1:-1]
-        mean4 += p[..., 1:-1, :-2]
-        mean4 += p[..., 1:-1, 2:]
-        u = torch.where(known, values, mean4.mul_(0.25))
-    return u
 
 
 def _pull_push(image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
@@ -866,5 +791,5 @@ def _pull_push(image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
     h, w = image.shape[-2:]
     if bool(known.all()) or max(h, w) <= 1:
         return image
-    small, small_known = _downscale(image, known, ((h + 1) // 2, (w + 1) // 2), rule="any")
-    return torch.where(known, image, _upscale(_pull_push(small, small_known), (h, w)))
+    small, small_known = downscale_known(image, known, ((h + 1) // 2, (w + 1) // 2), rule="any")
+    return torch.where(known, image, upscale(_pull_push(small, small_known), (h, w)))

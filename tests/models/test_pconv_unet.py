@@ -113,6 +113,55 @@ def test_bf16_autocast_runs_finite():
     assert torch.isfinite(out.float()).all()
 
 
+def _zero_last_layer(net: PConvUNet) -> PConvUNet:
+    last = net.decoder[-1].conv
+    torch.nn.init.zeros_(last.weight)
+    torch.nn.init.zeros_(last.bias)
+    return net
+
+
+def test_membrane_residual_starts_from_the_membrane_fill():
+    """A correction of zero leaves exactly the membrane: the image on the known pixels, the smooth fill in the hole."""
+    from inpaint.nn.membrane import membrane_fill
+
+    net = _zero_last_layer(PConvUNet(levels=3, base_channels=8, membrane_residual=True)).eval()
+    image, mask = _inputs()
+    with torch.no_grad():
+        out = net(image, mask)
+    torch.testing.assert_close(out, membrane_fill(image, mask > 0.5))
+    assert torch.equal(out[mask.expand_as(out) > 0], image[mask.expand_as(image) > 0])
+
+
+def test_membrane_residual_keeps_hole_invariance_gradients_and_bf16():
+    torch.manual_seed(2)
+    net = PConvUNet(levels=4, base_channels=8, membrane_residual=True)
+    image, mask = _inputs()
+    garbage = torch.where(mask > 0, image, 7.0)  # hole content is never read, not even by the membrane
+    out = net(image, mask)
+    torch.testing.assert_close(net.eval()(garbage, mask), net(image, mask), rtol=0, atol=1e-6)
+    out.mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.isfinite(net(image, mask).float()).all()
+
+
+def test_membrane_residual_leaves_pixels_beyond_the_networks_reach_zero():
+    """Zero is how inference learns that a pixel needs a coarser pass; the membrane must not hide it."""
+    net = PConvUNet(levels=1, base_channels=4, membrane_residual=True).eval()
+    image = torch.rand(1, 3, 32, 32)
+    mask = torch.ones(1, 1, 32, 32)
+    mask[..., 4:28, 4:28] = 0
+    with torch.no_grad():
+        out = net(image, mask)
+    assert torch.equal(out[..., 16, 16], torch.zeros(1, 3))
+    assert (out[..., 4, 4] != 0).any()
+
+
+def test_membrane_residual_needs_as_many_outputs_as_inputs():
+    with pytest.raises(ValueError, match="out_channels must equal in_channels; got 1"):
+        PConvUNet(levels=3, out_channels=1, membrane_residual=True)
+
+
 def _bn_state(module):
     return {k: v.clone() for k, v in module.state_dict().items() if "bn" in k}
 

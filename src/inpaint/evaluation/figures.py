@@ -6,7 +6,7 @@ hole-ratio bin) is :func:`inpaint.evaluation.report.plot_metrics_per_bin`: this 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -47,13 +47,16 @@ def image_grid(
     th, tw = h * zoom, w * zoom
     font = ImageFont.load_default(size=12)
     pad = 4 if (col_labels or row_labels) else 2
-    head = 18 if col_labels else pad
+    # A label wider than its column is wrapped at spaces, so that it never runs into the next one.
+    headers = [_wrapped(label, font, tw) for label in col_labels or ()]
+    head = 4 + 14 * max(len(h) for h in headers) if headers else pad
     cap = 16 if row_labels else 0
     ncols = max(len(r) for r in rows)
     canvas = Image.new("RGB", (ncols * (tw + pad) + pad, head + len(rows) * (th + cap + pad) + pad), "white")
     draw = ImageDraw.Draw(canvas)
-    for j, label in enumerate(col_labels or ()):
-        draw.text((pad + j * (tw + pad), 3), label, fill="black", font=font)
+    for j, lines in enumerate(headers):
+        for k, line in enumerate(lines):
+            draw.text((pad + j * (tw + pad), 3 + 14 * k), line, fill="black", font=font)
     for i, row in enumerate(rows):
         y = head + i * (th + cap + pad)
         for j, img in enumerate(row):
@@ -64,6 +67,17 @@ def image_grid(
         if row_labels:
             draw.text((pad, y + th + 2), row_labels[i], fill="black", font=font)
     return np.asarray(canvas)
+
+
+def _wrapped(text: str, font: Any, width: int) -> list[str]:
+    """``text`` in lines of at most ``width`` pixels, broken at spaces (a single word longer than that stays whole)."""
+    lines: list[str] = []
+    for word in text.split(" "):
+        if lines and font.getlength(f"{lines[-1]} {word}") <= width:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return lines or [""]
 
 
 def _to_uint8(image: torch.Tensor) -> np.ndarray:

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from inpaint.nn import PartialConv2d
+from inpaint.nn.membrane import membrane_fill
 
 ENCODER_KERNELS = (7, 5, 5, 3, 3, 3, 3, 3)
 ENCODER_CHANNELS = (64, 128, 256, 512, 512, 512, 512, 512)  # the paper's, i.e. base_channels = 64
@@ -150,6 +151,13 @@ class PConvBlock(nn.Module):
         return self.act(h), new_mask
 
 
+def _membrane(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The membrane fill of ``image``'s holes (pixels with any channel masked), in float32, outside autograd."""
+    known = mask.detach().amin(dim=1, keepdim=True) > 0.5
+    with torch.no_grad(), torch.autocast(image.device.type, enabled=False):
+        return membrane_fill(image.detach().float(), known)
+
+
 class PConvUNet(nn.Module):
     """Partial-convolution U-Net.
 
@@ -161,6 +169,11 @@ class PConvUNet(nn.Module):
         base_channels: width of the first encoder layer; the others follow the paper's doubling up to 8x. 64 is
             the paper's network; smaller values give a narrower network of the same structure (the CPU demo uses 32:
             a quarter of the compute, so four times the training steps in the same time).
+        membrane_residual: False (the paper): the last layer's output is the prediction. True: the prediction is
+            the membrane through the known pixels (:func:`inpaint.nn.membrane.membrane_fill`, the smoothest fill
+            of each hole from its border) plus the last layer's output, which so learns only what a smooth fill
+            gets wrong. Not part of the paper: for a network trained too briefly to learn low frequencies itself
+            (the CPU demo: docs/demo.md).
 
     Shapes:
         image: (B, in_channels, H, W), float in [0, 1].
@@ -210,9 +223,20 @@ class PConvUNet(nn.Module):
     """
 
     def __init__(
-        self, levels: int = 8, in_channels: int = 3, out_channels: int = 3, base_channels: int = 64
+        self,
+        levels: int = 8,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        base_channels: int = 64,
+        membrane_residual: bool = False,
     ) -> None:
         super().__init__()
+        if membrane_residual and out_channels != in_channels:
+            raise ValueError(
+                f"membrane_residual adds the membrane of the {in_channels}-channel image to the output, so "
+                f"out_channels must equal in_channels; got {out_channels}"
+            )
+        self.membrane_residual = membrane_residual
         self.levels = levels
         self.in_channels = in_channels
         self.out_channels = out_channels
@@ -277,6 +301,9 @@ class PConvUNet(nn.Module):
             if i < len(self.decoder) - 1:
                 h = h * new_mask.to(h.dtype)
                 count = new_mask * h.shape[1]
+        if self.membrane_residual:
+            # Only where the last layer reached: a 0 elsewhere tells inference to use a coarser pass.
+            h = h + (_membrane(image, mask) * new_mask).to(h.dtype)
         return h
 
     def freeze_encoder_bn(self) -> None:
