@@ -66,7 +66,7 @@ def _trained(membrane_residual: bool) -> PConvUNet:
 @pytest.fixture(scope="module")
 def demo_network() -> PConvUNet:
     """Built as the demo's (conf/model/demo.yaml: ``net.membrane_residual``)."""
-    return _trained(_demo_config()["net"].get("membrane_residual", False))
+    return _trained(_demo_config()["net"]["membrane_residual"])
 
 
 @pytest.fixture(scope="module")

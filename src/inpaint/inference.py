@@ -124,9 +124,10 @@ class InferenceOptions:
         poisson_blend: 0 (default, off) to 1: strength of a correction added to each pass's fill so that it meets
             the known pixels along the hole's border. The network's error on the known pixels next to the hole,
             ``image - output``, is interpolated across the hole harmonically (Laplace's equation with those values
-            on the border, :data:`~inpaint.nn.membrane.HARMONIC_SWEEPS`) and ``poisson_blend`` times it is added to the fill; 1 is
-            Poisson blending (the fill keeps its gradients, takes the border's values; Pérez et al., 2003). Removes
-            the seams and local colour offsets of a small network (measured for the demo: docs/demo.md).
+            on the border, :data:`~inpaint.nn.membrane.HARMONIC_SWEEPS`) and ``poisson_blend`` times it is added
+            to the fill; 1 is Poisson blending (the fill keeps its gradients, takes the border's values; Pérez et
+            al., 2003). Removes the seams and local colour offsets of a small network (measured for the demo:
+            docs/demo.md).
         grow_hole: 0 (default, off), or a number of pixels ``G``: every hole grows by ``G`` pixels (chessboard
             distance, at full resolution) before it is filled, so that the fringe a tight mask leaves around an
             object (its halo, shadow, JPEG ringing) is filled too rather than copied into the fill; the pixels it
