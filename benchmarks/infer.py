@@ -200,6 +200,13 @@ OPTIONS: dict[str, dict[str, object]] = {
     "self_ensemble=8": {"self_ensemble": 8},
     "self_ensemble=8 coarse_beyond=8": {"self_ensemble": 8, "coarse_beyond": 8},
     "all three": {"self_ensemble": 8, "coarse_beyond": 8, "poisson_blend": 0.5},
+    "the demo's defaults": {"coarse_beyond": 8, "far_fill": "smooth", "poisson_blend": 0.5},
+    "the demo's defaults + self_ensemble=8": {
+        "self_ensemble": 8,
+        "coarse_beyond": 8,
+        "far_fill": "smooth",
+        "poisson_blend": 0.5,
+    },
 }
 
 
@@ -208,12 +215,12 @@ def bench_infer_options(
 ) -> Table:
     """Latency of ``Inpainter.inpaint_tensor`` on a batch of ``size``² images with each of :data:`OPTIONS`, on the
     CPU, against the plain one-pass call in the same interleaved rounds. Default shape: the demo's network on its
-    evaluation crops."""
+    evaluation crops, predicting a correction to the membrane as the demo's does (``net.membrane_residual``)."""
     from inpaint.inference import Inpainter
 
     torch.manual_seed(0)
     image, mask = make_batch(batch, size, "cpu")
-    net = PConvUNet(levels=levels, base_channels=base_channels)
+    net = PConvUNet(levels=levels, base_channels=base_channels, membrane_residual=True)
     calibrate_batchnorm(net, image, mask)
     inpainters = {name: Inpainter(net, **options) for name, options in OPTIONS.items()}  # type: ignore[arg-type]
     fns: dict[str, Callable[[], object]] = {

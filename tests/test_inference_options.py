@@ -11,7 +11,15 @@ import pytest
 import torch
 
 from inpaint.checkpoint import stored_inference_options
-from inpaint.evaluation.tune import option_grid, score_options, store_inference_options
+from inpaint.evaluation.tune import (
+    SAME_COST,
+    Candidate,
+    choose,
+    option_grid,
+    ranking_table,
+    score_options,
+    store_inference_options,
+)
 from inpaint.export import export_weights
 from inpaint.inference import InferenceOptions, Inpainter
 
@@ -76,6 +84,7 @@ def test_tune_picks_the_best_on_validation_and_stores_it(tmp_path, tiny):
             "grid.self_ensemble=[1,2]",
             "grid.coarse_beyond=[0]",
             "grid.poisson_blend=[0.0,1.0]",
+            "tolerance=0",
             f"hydra.run.dir={tmp_path / 'run'}",
         ],
         capture_output=True,
@@ -90,6 +99,7 @@ def test_tune_picks_the_best_on_validation_and_stores_it(tmp_path, tiny):
     assert len(scores) == 4 and list(scores.values()) == sorted(scores.values(), reverse=True)
     best = next(iter(scores))
     assert Inpainter.from_checkpoint(ckpt).options.describe() == best
+    assert rows[0].rstrip(" |").endswith("chosen") and sum("chosen" in r for r in rows) == 1
     assert f"Stored in {ckpt}: {best}" in proc.stdout
 
 
@@ -116,3 +126,37 @@ def test_tuning_shows_each_candidates_colour_cast_without_ranking_by_it():
     colour = {c.options: c.colour["16 px"] for c in ranked}
     assert colour[plain] == pytest.approx((25.5, 0.0, 0.0), abs=1e-3)
     assert colour[blended] == pytest.approx((0.0, 0.0, 0.0), abs=0.2)
+
+
+def _timed(psnr: float, seconds: float, **options) -> Candidate:
+    return Candidate(
+        InferenceOptions(**options), {"16 px": psnr}, psnr, 1, {"16 px": (0.0, 0.0, 0.0)}, seconds
+    )
+
+
+def test_the_fastest_candidate_within_the_tolerance_wins():
+    best = _timed(28.80, 100.0, self_ensemble=8)
+    close = _timed(28.77, 15.0, poisson_blend=0.5)
+    cheap = _timed(28.76, 13.0)  # about as fast as `close` (within SAME_COST): the higher PSNR wins
+    far = _timed(28.70, 5.0, coarse_beyond=8)
+    assert SAME_COST * 13.0 >= 15.0
+    ranked = [best, close, cheap, far]
+    assert choose(ranked, tolerance=0.0) is best  # the best, whatever it costs
+    assert choose(ranked, tolerance=0.05) is close
+    assert choose(ranked, tolerance=0.2) is far
+    table = ranking_table(ranked, close, 0.05)
+    chosen = [row for row in table.splitlines() if row.rstrip(" |").endswith("chosen")]
+    assert len(chosen) == 1 and chosen[0].startswith("| poisson_blend=0.5 | 28.77 |")
+    assert "| 15.0 |" in chosen[0] and "within 0.05 dB of the best" in table
+    with pytest.raises(ValueError, match="tolerance must be >= 0"):
+        choose(ranked, tolerance=-0.1)
+    with pytest.raises(ValueError, match="grid is empty"):
+        choose([], tolerance=0.05)
+
+
+def test_each_candidate_is_timed():
+    truth = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    mask = torch.ones(2, 1, 16, 16)
+    mask[..., 4:12, 4:12] = 0
+    ranked = score_options(_Brighter(truth), {"16 px": [(truth, mask)]}, [InferenceOptions(self_ensemble=8)])
+    assert ranked[0].seconds > 0

@@ -30,15 +30,24 @@ def _validation_crops(cfg: DictConfig, size: int) -> list[tuple[torch.Tensor, to
 def run(cfg: DictConfig) -> str:
     """Score the grid, store the winner; returns the Markdown table that is printed."""
     from inpaint.checkpoint import load_model
-    from inpaint.evaluation.tune import option_grid, ranking_table, score_options, store_inference_options
+    from inpaint.evaluation.tune import (
+        choose,
+        option_grid,
+        ranking_table,
+        score_options,
+        store_inference_options,
+    )
 
     device = "cuda" if cfg.device == "auto" and torch.cuda.is_available() else cfg.device
     device = "cpu" if device == "auto" else device
     model, _ = load_model(cfg.ckpt_path)
     crops = {f"{s} px": _validation_crops(cfg, s) for s in cfg.eval_image_sizes}
     ranked = score_options(model, crops, option_grid(to_plain(cfg.grid, "grid")), device=device)
-    written = store_inference_options(cfg.ckpt_path, ranked[0].options, cfg.output)
-    return f"{ranking_table(ranked)}\n\nStored in {written}: {ranked[0].options.describe()}"
+    chosen = choose(ranked, float(cfg.tolerance))
+    written = store_inference_options(cfg.ckpt_path, chosen.options, cfg.output)
+    return (
+        f"{ranking_table(ranked, chosen, cfg.tolerance)}\n\nStored in {written}: {chosen.options.describe()}"
+    )
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="tune")
