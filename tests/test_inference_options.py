@@ -4,6 +4,7 @@ validation by ``python -m inpaint.tune``, and the default wherever a model is us
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 
@@ -160,3 +161,37 @@ def test_each_candidate_is_timed():
     mask[..., 4:12, 4:12] = 0
     ranked = score_options(_Brighter(truth), {"16 px": [(truth, mask)]}, [InferenceOptions(self_ensemble=8)])
     assert ranked[0].seconds > 0
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("tolerance=-1", "tolerance must be a number of dB >= 0, got -1"),
+        ("tolerance=abc", "tolerance must be a number of dB >= 0, got 'abc'"),
+        ("grid.poisson_blend=[]", "grid: no combination to try"),
+        ("grid.self_ensemble=[3]", "tuning grid: inference option self_ensemble must be one of"),
+    ],
+)
+def test_tune_checks_its_settings_before_any_work(override, message):
+    from hydra import compose, initialize_config_dir
+
+    from inpaint.config import CONF_DIR, ConfigError
+    from inpaint.tune import run
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("tune", overrides=["ckpt_path=/no/such.ckpt", override])
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        run(cfg)  # a ConfigError, not "checkpoint not found": nothing was loaded
+
+
+def test_tune_says_a_bad_setting_in_one_line(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "inpaint.tune", "ckpt_path=/no/such.ckpt", "tolerance=-1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 1
+    assert "tolerance must be a number of dB >= 0, got -1" in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr

@@ -7,12 +7,16 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import hydra
 import torch
 from omegaconf import DictConfig
 
-from inpaint.config import CONF_DIR, to_plain
+from inpaint.config import CONF_DIR, ConfigError, to_plain
+
+if TYPE_CHECKING:
+    from inpaint.inference import InferenceOptions
 
 log = logging.getLogger("inpaint.tune")
 
@@ -27,27 +31,39 @@ def _validation_crops(cfg: DictConfig, size: int) -> list[tuple[torch.Tensor, to
     return [(b["image"].float(), b["mask"].float()) for b in loader]
 
 
+def _options_to_try(cfg: DictConfig) -> tuple[list[InferenceOptions], float]:
+    """The grid's candidates and the tolerance, checked before any work (a tuning run takes minutes)."""
+    from inpaint.evaluation.tune import option_grid
+
+    try:
+        tolerance = float(cfg.tolerance)
+    except (TypeError, ValueError):
+        raise ConfigError(f"tolerance must be a number of dB >= 0, got {cfg.tolerance!r}") from None
+    if not tolerance >= 0:
+        raise ConfigError(f"tolerance must be a number of dB >= 0, got {cfg.tolerance!r}")
+    try:
+        candidates = option_grid(to_plain(cfg.grid, "grid"))
+    except (TypeError, ValueError) as err:
+        raise ConfigError(str(err)) from None
+    if not candidates:
+        raise ConfigError("grid: no combination to try (an option with an empty list of values)")
+    return candidates, tolerance
+
+
 def run(cfg: DictConfig) -> str:
     """Score the grid, store the winner; returns the Markdown table that is printed."""
     from inpaint.checkpoint import load_model
-    from inpaint.evaluation.tune import (
-        choose,
-        option_grid,
-        ranking_table,
-        score_options,
-        store_inference_options,
-    )
+    from inpaint.evaluation.tune import choose, ranking_table, score_options, store_inference_options
 
+    candidates, tolerance = _options_to_try(cfg)
     device = "cuda" if cfg.device == "auto" and torch.cuda.is_available() else cfg.device
     device = "cpu" if device == "auto" else device
     model, _ = load_model(cfg.ckpt_path)
     crops = {f"{s} px": _validation_crops(cfg, s) for s in cfg.eval_image_sizes}
-    ranked = score_options(model, crops, option_grid(to_plain(cfg.grid, "grid")), device=device)
-    chosen = choose(ranked, float(cfg.tolerance))
+    ranked = score_options(model, crops, candidates, device=device)
+    chosen = choose(ranked, tolerance)
     written = store_inference_options(cfg.ckpt_path, chosen.options, cfg.output)
-    return (
-        f"{ranking_table(ranked, chosen, cfg.tolerance)}\n\nStored in {written}: {chosen.options.describe()}"
-    )
+    return f"{ranking_table(ranked, chosen, tolerance)}\n\nStored in {written}: {chosen.options.describe()}"
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="tune")

@@ -78,10 +78,10 @@ def score_options(
         candidates: the options to try.
     """
     sets = {name: list(batches) for name, batches in crops.items()}
+    first = next((b for batches in sets.values() for b in batches), None)
     scored = []
     for options in candidates:
         inpainter = Inpainter(model, device=device, options=options)
-        first = next((b for batches in sets.values() for b in batches), None)
         if first is not None:  # the first call allocates: keep it out of the timing
             inpainter.inpaint_tensor(*first)
         per_set, colour, values = {}, {}, []
