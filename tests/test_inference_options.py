@@ -149,7 +149,7 @@ def test_the_fastest_candidate_within_the_tolerance_wins():
     chosen = [row for row in table.splitlines() if row.rstrip(" |").endswith("chosen")]
     assert len(chosen) == 1 and chosen[0].startswith("| poisson_blend=0.5 | 28.77 |")
     assert "| 15.0 |" in chosen[0] and "within 0.05 dB of the best" in table
-    with pytest.raises(ValueError, match="tolerance must be >= 0"):
+    with pytest.raises(ValueError, match="tolerance must be a number of dB >= 0, got -0.1"):
         choose(ranked, tolerance=-0.1)
     with pytest.raises(ValueError, match="grid is empty"):
         choose([], tolerance=0.05)

@@ -33,21 +33,12 @@ def _validation_crops(cfg: DictConfig, size: int) -> list[tuple[torch.Tensor, to
 
 def _options_to_try(cfg: DictConfig) -> tuple[list[InferenceOptions], float]:
     """The grid's candidates and the tolerance, checked before any work (a tuning run takes minutes)."""
-    from inpaint.evaluation.tune import option_grid
+    from inpaint.evaluation.tune import checked_tolerance, option_grid
 
     try:
-        tolerance = float(cfg.tolerance)
-    except (TypeError, ValueError):
-        raise ConfigError(f"tolerance must be a number of dB >= 0, got {cfg.tolerance!r}") from None
-    if not tolerance >= 0:
-        raise ConfigError(f"tolerance must be a number of dB >= 0, got {cfg.tolerance!r}")
-    try:
-        candidates = option_grid(to_plain(cfg.grid, "grid"))
+        return option_grid(to_plain(cfg.grid, "grid")), checked_tolerance(cfg.tolerance)
     except (TypeError, ValueError) as err:
         raise ConfigError(str(err)) from None
-    if not candidates:
-        raise ConfigError("grid: no combination to try (an option with an empty list of values)")
-    return candidates, tolerance
 
 
 def run(cfg: DictConfig) -> str:

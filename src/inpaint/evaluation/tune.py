@@ -26,7 +26,15 @@ from inpaint.evaluation.metrics import COLOUR_BIAS, hole_colour_bias, psnr_per_i
 from inpaint.inference import InferenceOptions, Inpainter
 from inpaint.io import atomic_output
 
-__all__ = ["Candidate", "choose", "option_grid", "ranking_table", "score_options", "store_inference_options"]
+__all__ = [
+    "Candidate",
+    "checked_tolerance",
+    "choose",
+    "option_grid",
+    "ranking_table",
+    "score_options",
+    "store_inference_options",
+]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +55,8 @@ def option_grid(values: Mapping[str, Sequence[Any]]) -> list[InferenceOptions]:
         if not options.coarse_beyond:
             options = options.replace(far_fill=InferenceOptions().far_fill)
         out.setdefault(options)
+    if not out:
+        raise ValueError("grid: no combination to try (an option with an empty list of values)")
     return list(out)
 
 
@@ -102,6 +112,21 @@ SAME_COST = 1.2
 """Timings within this factor of each other count as equal: the spread between runs on a shared machine."""
 
 
+def checked_tolerance(value: Any) -> float:
+    """``value`` as a tolerance in dB: a number >= 0, else a ValueError saying so.
+
+    >>> checked_tolerance("0.05")
+    0.05
+    """
+    try:
+        tolerance = float(value)
+    except (TypeError, ValueError):
+        tolerance = float("nan")
+    if not tolerance >= 0:  # also refuses NaN
+        raise ValueError(f"tolerance must be a number of dB >= 0, got {value!r}")
+    return tolerance
+
+
 def choose(ranked: Sequence[Candidate], tolerance: float) -> Candidate:
     """The fastest of the candidates whose PSNR over all crops is at most ``tolerance`` dB below the best one's;
     of those about as fast (within :data:`SAME_COST`), the one with the highest PSNR.
@@ -116,10 +141,9 @@ def choose(ranked: Sequence[Candidate], tolerance: float) -> Candidate:
     """
     if not ranked:
         raise ValueError("no candidates to choose from: the tuning grid is empty")
-    if tolerance < 0:
-        raise ValueError(f"tolerance must be >= 0 dB, got {tolerance}")
+    margin = checked_tolerance(tolerance)
     best = max(c.overall for c in ranked)
-    good = [c for c in ranked if c.overall >= best - tolerance]
+    good = [c for c in ranked if c.overall >= best - margin]
     fastest = min(c.seconds for c in good)
     return max((c for c in good if c.seconds <= SAME_COST * fastest), key=lambda c: c.overall)
 
